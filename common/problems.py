@@ -1,0 +1,134 @@
+"""RFC 9457 problem details: every error of every endpoint has this shape and a stable `code`."""
+
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(exceptions.APIException):
+    """An error a service raises on purpose; `extra` members are added to the problem body."""
+
+    status_code = 400
+    default_code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None, **extra):
+        super().__init__(detail=detail, code=code or self.default_code)
+        if status is not None:
+            self.status_code = status
+        self.code = code or self.default_code
+        self.extra = extra
+
+
+class Conflict(Problem):
+    status_code = 409
+    default_code = "conflict"
+
+
+class NotFound(Problem):
+    status_code = 404
+    default_code = "not_found"
+
+
+def problem_body(status: int, code: str, detail: str, **extra) -> dict:
+    return {
+        "type": f"https://courier.dev/problems/{code.replace('_', '-')}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def problem_response(status: int, code: str, detail: str, **extra) -> JsonResponse:
+    """For code outside DRF (middleware, Django's error handlers)."""
+    return JsonResponse(problem_body(status, code, detail, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def flatten_errors(detail, prefix: str = "") -> list[dict]:
+    """Turn DRF's nested validation errors into `[{"field": "items.0.quantity", "message", "code"}]`."""
+    if isinstance(detail, dict):
+        return [e for key, value in detail.items() for e in flatten_errors(value, f"{prefix}{key}.")]
+    if isinstance(detail, list):
+        if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
+            return [e for item in detail for e in flatten_errors(item, prefix)]
+        return [e for index, item in enumerate(detail) for e in flatten_errors(item, f"{prefix}{index}.")]
+    field = prefix.rstrip(".") or "non_field_errors"
+    return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
+
+
+_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+}
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return _problem(413, "body_too_large", "The request body is too large.")
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a real bug: Django's 500 handler answers with a problem body too
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+
+    if isinstance(exc, Problem):
+        return _problem(exc.status_code, exc.code, str(exc.detail), headers=headers, **exc.extra)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return _problem(400, "validation_error", detail, errors=errors)
+    code = _CODES.get(type(exc)) or next((c for k, c in _CODES.items() if isinstance(exc, k)), "error")
+    if code == "authentication_failed" and _is_token_error(exc):
+        code = "invalid_token"
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail.get("detail", exc.detail))
+    return _problem(exc.status_code, code, str(detail), headers=headers)
+
+
+def _is_token_error(exc) -> bool:
+    return isinstance(exc.detail, dict) and exc.detail.get("code") == "token_not_valid"
+
+
+def _problem(status: int, code: str, detail: str, headers=None, **extra) -> Response:
+    return Response(
+        problem_body(status, code, detail, **extra),
+        status=status,
+        headers=headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+# Django-level handlers, for URLs no DRF view answers.
+def handler404(request, exception=None):
+    return problem_response(404, "not_found", "No such resource.")
+
+
+def handler500(request):
+    return problem_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+
+def handler400(request, exception=None):
+    return problem_response(400, "bad_request", "The request could not be understood.")
+
+
+def handler403(request, exception=None):
+    return problem_response(403, "permission_denied", "You may not do this.")

@@ -1,0 +1,107 @@
+"""Stock moves. Every function here is idempotent: running it twice for the same order changes nothing.
+
+Counters move with conditional UPDATEs (never read-modify-write), and rows are touched in product-id
+order so two orders that share products always lock them in the same order and never deadlock.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F
+
+from common.problems import Conflict
+from inventory.models import Product, Reservation, Store
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    product_id: int
+    requested: int
+    available: int
+
+
+class OutOfStock(Conflict):
+    default_code = "out_of_stock"
+
+    def __init__(self, shortfalls: list[Shortfall]):
+        super().__init__(
+            "Not enough stock for some items; nothing was reserved.",
+            items=[{"product_id": str(s.product_id), "requested": s.requested, "available": s.available} for s in shortfalls],
+        )
+        self.shortfalls = shortfalls
+
+
+def store_create(*, name: str, address: str, lat: float, lng: float, is_active: bool = True) -> Store:
+    return Store.objects.create(name=name, address=address, lat=lat, lng=lng, is_active=is_active)
+
+
+def product_create(*, store: Store, sku: str, name: str, price: int, currency: str, stock: int) -> Product:
+    return Product.objects.create(store=store, sku=sku, name=name, price=price, currency=currency, on_hand=stock)
+
+
+def product_restock(*, product_id: int, quantity: int) -> Product:
+    Product.objects.filter(pk=product_id).update(on_hand=F("on_hand") + quantity)
+    return Product.objects.get(pk=product_id)
+
+
+def reservations_hold(*, order_id: UUID, lines: dict[int, int]) -> None:
+    """Hold `lines` ({product_id: quantity}) for an order, all or nothing; raises OutOfStock.
+
+    Must run inside the caller's transaction: on OutOfStock the caller rolls back every hold made so far.
+    """
+    if Reservation.objects.filter(order_id=order_id).exists():
+        return
+    shortfalls = []
+    for product_id in sorted(lines):
+        quantity = lines[product_id]
+        held = Product.objects.filter(
+            pk=product_id, is_active=True, on_hand__gte=F("reserved") + quantity
+        ).update(reserved=F("reserved") + quantity)
+        if not held:
+            available = Product.objects.filter(pk=product_id).values_list(F("on_hand") - F("reserved"), flat=True)
+            shortfalls.append(Shortfall(product_id, quantity, max(0, available.first() or 0)))
+    if shortfalls:
+        raise OutOfStock(shortfalls)
+    Reservation.objects.bulk_create(
+        Reservation(order_id=order_id, product_id=product_id, quantity=quantity)
+        for product_id, quantity in sorted(lines.items())
+    )
+
+
+def _move(*, order_id: UUID, source: str, target: str, counters: dict) -> int:
+    """Move an order's reservations from `source` to `target` state, adjusting product counters.
+
+    Locking the reservation rows first makes a concurrent second run wait, then find nothing left to move.
+    """
+    with transaction.atomic():
+        reservations = list(
+            Reservation.objects.select_for_update()
+            .filter(order_id=order_id, state=source)
+            .order_by("product_id")
+        )
+        for reservation in reservations:
+            q = reservation.quantity
+            Product.objects.filter(pk=reservation.product_id).update(
+                **{field: F(field) + sign * q for field, sign in counters.items()}
+            )
+        Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(state=target)
+    return len(reservations)
+
+
+def reservations_commit(*, order_id: UUID) -> int:
+    """Paid: the held units leave the shelf."""
+    S = Reservation.State
+    return _move(order_id=order_id, source=S.HELD, target=S.COMMITTED, counters={"on_hand": -1, "reserved": -1})
+
+
+def reservations_release(*, order_id: UUID) -> int:
+    """Cancelled before payment: the held units become available again."""
+    S = Reservation.State
+    return _move(order_id=order_id, source=S.HELD, target=S.RELEASED, counters={"reserved": -1})
+
+
+def reservations_restock(*, order_id: UUID) -> int:
+    """Cancelled after payment: committed units go back on the shelf."""
+    S = Reservation.State
+    return _move(order_id=order_id, source=S.COMMITTED, target=S.RESTOCKED, counters={"on_hand": +1})
