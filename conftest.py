@@ -59,6 +59,7 @@ def stack_env(django_db_setup, django_db_blocker, tmp_path_factory):
         "PAYMENT_RETRY_BASE_SECONDS": "0.2",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_DIR": str(tmp_path_factory.mktemp("logs")),
+        "CELERY_BEAT_SCHEDULE_FILE": str(tmp_path_factory.mktemp("beat") / "schedule"),
     }
 
 

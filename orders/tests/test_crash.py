@@ -1,0 +1,48 @@
+"""A real worker is SIGKILLed in the middle of the saga; the order still completes, charged once."""
+
+import time
+
+import pytest
+
+from orders.models import GatewayLedgerEntry, Order
+from orders.tests.helpers import assert_invariants, place_order
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(predicate, timeout=60.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_worker_killed_mid_charge_then_order_completes_charged_once(start_process, django_capture_on_commit_callbacks):
+    worker = start_process("worker")
+    with django_capture_on_commit_callbacks(execute=True):  # the relay hands the saga to the worker
+        order = place_order(quantity=2, token="tok_slow")  # booked at once, answered 2 s later
+
+    assert wait_until(lambda: GatewayLedgerEntry.objects.filter(reference=str(order.pk)).exists(), timeout=30), worker.log()
+    worker.kill()  # SIGKILL, pool children included, while the gateway's answer is in flight
+    assert Order.objects.get(pk=order.pk).status == "reserved"
+
+    recovery = {"SWEEP_INTERVAL_SECONDS": "1", "SAGA_STUCK_AFTER_SECONDS": "2"}  # the sweeper runs on the worker
+    start_process("worker", **recovery)
+    start_process("beat", **recovery)
+
+    assert wait_until(lambda: Order.objects.get(pk=order.pk).status == "paid", timeout=60)
+    assert GatewayLedgerEntry.objects.filter(reference=str(order.pk), kind="charge").count() == 1
+    assert_invariants()
+
+
+def test_order_flows_to_paid_through_a_real_worker(start_process, django_capture_on_commit_callbacks):
+    start_process("worker")
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = place_order(token="tok_ok")
+        declined = place_order(token="tok_declined")
+
+    assert wait_until(lambda: Order.objects.get(pk=paid.pk).status == "paid")
+    assert wait_until(lambda: Order.objects.get(pk=declined.pk).status == "cancelled")
+    assert_invariants()
