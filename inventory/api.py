@@ -77,7 +77,9 @@ class ProductListApi(StaffWritesMixin, APIView):
 
         def validate(self, attrs):
             if Product.objects.filter(store=attrs["store"], sku=attrs["sku"]).exists():
-                raise serializers.ValidationError({"sku": ["This store already has a product with this SKU."]}, code="unique")
+                raise serializers.ValidationError(
+                    {"sku": ["This store already has a product with this SKU."]}, code="unique"
+                )
             return attrs
 
     class FilterSerializer(serializers.Serializer):

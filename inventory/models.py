@@ -73,3 +73,6 @@ class Reservation(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="reservation_quantity_positive"),
         ]
         indexes = [models.Index(fields=["product", "state"], name="reservation_product_state")]
+
+    def __str__(self):
+        return f"{self.quantity} x product {self.product_id} for {self.order_id} ({self.state})"

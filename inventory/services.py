@@ -27,7 +27,10 @@ class OutOfStock(Conflict):
     def __init__(self, shortfalls: list[Shortfall]):
         super().__init__(
             "Not enough stock for some items; nothing was reserved.",
-            items=[{"product_id": str(s.product_id), "requested": s.requested, "available": s.available} for s in shortfalls],
+            items=[
+                {"product_id": str(s.product_id), "requested": s.requested, "available": s.available}
+                for s in shortfalls
+            ],
         )
         self.shortfalls = shortfalls
 
@@ -55,9 +58,9 @@ def reservations_hold(*, order_id: UUID, lines: dict[int, int]) -> None:
     shortfalls = []
     for product_id in sorted(lines):
         quantity = lines[product_id]
-        held = Product.objects.filter(
-            pk=product_id, is_active=True, on_hand__gte=F("reserved") + quantity
-        ).update(reserved=F("reserved") + quantity)
+        held = Product.objects.filter(pk=product_id, is_active=True, on_hand__gte=F("reserved") + quantity).update(
+            reserved=F("reserved") + quantity
+        )
         if not held:
             available = Product.objects.filter(pk=product_id).values_list(F("on_hand") - F("reserved"), flat=True)
             shortfalls.append(Shortfall(product_id, quantity, max(0, available.first() or 0)))
@@ -76,9 +79,7 @@ def _move(*, order_id: UUID, source: str, target: str, counters: dict) -> int:
     """
     with transaction.atomic():
         reservations = list(
-            Reservation.objects.select_for_update()
-            .filter(order_id=order_id, state=source)
-            .order_by("product_id")
+            Reservation.objects.select_for_update().filter(order_id=order_id, state=source).order_by("product_id")
         )
         for reservation in reservations:
             q = reservation.quantity

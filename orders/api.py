@@ -105,14 +105,19 @@ class OrderCreateInput(serializers.Serializer):
             if ids.index(product_id) != index:
                 errors[index] = {"product_id": [serializers.ErrorDetail("Duplicate product line.", code="duplicate")]}
             elif product is None or not product.is_active:
-                errors[index] = {"product_id": [serializers.ErrorDetail("No such active product.", code="unknown_product")]}
+                errors[index] = {
+                    "product_id": [serializers.ErrorDetail("No such active product.", code="unknown_product")]
+                }
             elif product.store_id != store.pk:
-                errors[index] = {"product_id": [serializers.ErrorDetail("Product of another store.", code="wrong_store")]}
+                errors[index] = {
+                    "product_id": [serializers.ErrorDetail("Product of another store.", code="wrong_store")]
+                }
         if errors:
             raise serializers.ValidationError({"items": [errors.get(i, {}) for i in range(len(ids))]})
         attrs["store"] = store
         attrs["lines"] = [
-            services.LineInput(product=products[int(line["product_id"])], quantity=line["quantity"]) for line in attrs["items"]
+            services.LineInput(product=products[int(line["product_id"])], quantity=line["quantity"])
+            for line in attrs["items"]
         ]
         return attrs
 

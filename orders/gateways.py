@@ -33,8 +33,9 @@ class RefundResult:
 
 
 class PaymentGateway:
-    def charge(self, *, idempotency_key: str, reference: str, amount: int, currency: str, token: str,
-               timeout: float) -> ChargeResult:
+    def charge(
+        self, *, idempotency_key: str, reference: str, amount: int, currency: str, token: str, timeout: float
+    ) -> ChargeResult:
         raise NotImplementedError
 
     def refund(self, *, idempotency_key: str, charge_key: str, timeout: float) -> RefundResult:
@@ -56,21 +57,30 @@ class MockGateway(PaymentGateway):
             raise GatewayError("payment gateway unavailable (mock outage)")
         if token == "tok_declined":
             return ChargeResult(succeeded=False, decline_reason="card_declined")
-        entry = self._book(GatewayLedgerEntry, idempotency_key, reference, GatewayLedgerEntry.Kind.CHARGE, amount, currency)
+        entry = self._book(
+            GatewayLedgerEntry, idempotency_key, reference, GatewayLedgerEntry.Kind.CHARGE, amount, currency
+        )
         if token == "tok_slow":
             time.sleep(min(self.SLOW_SECONDS, timeout))
-            if self.SLOW_SECONDS > timeout:
+            if timeout < self.SLOW_SECONDS:
                 raise GatewayError("payment gateway timed out")
         return ChargeResult(succeeded=True, reference=f"ch_{entry.pk}")
 
     def refund(self, *, idempotency_key, charge_key, timeout):
         from orders.models import GatewayLedgerEntry
 
-        charge = GatewayLedgerEntry.objects.filter(idempotency_key=charge_key, kind=GatewayLedgerEntry.Kind.CHARGE).first()
+        charge = GatewayLedgerEntry.objects.filter(
+            idempotency_key=charge_key, kind=GatewayLedgerEntry.Kind.CHARGE
+        ).first()
         if charge is None:
             return RefundResult(refunded_amount=0)
         entry = self._book(
-            GatewayLedgerEntry, idempotency_key, charge.reference, GatewayLedgerEntry.Kind.REFUND, charge.amount, charge.currency
+            GatewayLedgerEntry,
+            idempotency_key,
+            charge.reference,
+            GatewayLedgerEntry.Kind.REFUND,
+            charge.amount,
+            charge.currency,
         )
         return RefundResult(refunded_amount=entry.amount)
 
@@ -78,7 +88,8 @@ class MockGateway(PaymentGateway):
     def _book(model, key, reference, kind, amount, currency):
         try:
             entry, _ = model.objects.get_or_create(
-                idempotency_key=key, defaults={"reference": reference, "kind": kind, "amount": amount, "currency": currency}
+                idempotency_key=key,
+                defaults={"reference": reference, "kind": kind, "amount": amount, "currency": currency},
             )
         except IntegrityError:  # a concurrent call with the same key booked it first
             entry = model.objects.get(idempotency_key=key)

@@ -38,7 +38,9 @@ def idempotent(*, user, key: str, fingerprint: str, action: Callable[[], Answer]
             raise Problem("This Idempotency-Key was already used with another request body.",
                           code="idempotency_key_reused", status=422)  # fmt: skip
         if record.response_status is None:
-            raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_in_flight")
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed.", code="idempotency_in_flight"
+            )
         return Answer(record.response_status, record.response_body, replayed=True)
     try:
         with transaction.atomic():
@@ -54,7 +56,7 @@ def idempotent(*, user, key: str, fingerprint: str, action: Callable[[], Answer]
 
 
 def _claim(*, user, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-    try:
+    try:  # committed at once: the claim must be visible to a concurrent retry before the work starts
         with transaction.atomic():
             return IdempotencyKey.objects.create(user=user, key=key, request_hash=fingerprint), True
     except IntegrityError:

@@ -48,7 +48,9 @@ def money_and_stock_follow_status() -> list[str]:
     for reservation in Reservation.objects.filter(
         order_id__in=cancelled_ids, state__in=[Reservation.State.HELD, Reservation.State.COMMITTED]
     ):
-        violations.append(f"order {reservation.order_id} is cancelled but still {reservation.state} product {reservation.product_id}")
+        violations.append(
+            f"order {reservation.order_id} is cancelled but still {reservation.state} product {reservation.product_id}"
+        )
     stale_holds = Reservation.objects.filter(
         state=Reservation.State.HELD, order_id__in=Order.objects.exclude(status=Order.Status.RESERVED).values("pk")
     )

@@ -4,6 +4,8 @@ Counting from PostgreSQL (not per-process counters) keeps the figures right howe
 worker processes run, at the cost of a few aggregate queries per scrape.
 """
 
+import contextlib
+
 from django.db.models import Count, Sum
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 
@@ -50,7 +52,5 @@ _collector = OrdersCollector()
 
 
 def register():
-    try:
+    with contextlib.suppress(ValueError):  # already registered (ready() ran twice)
         REGISTRY.register(_collector)
-    except ValueError:  # already registered (ready() ran twice)
-        pass

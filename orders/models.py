@@ -39,7 +39,8 @@ class Order(models.Model):
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RESERVED)
-    cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, null=True, blank=True)
+    # null, not "": the contract's `cancel_reason` is null unless cancelled, and a CHECK ties it to the status
+    cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, null=True, blank=True)  # noqa: DJ001
     total = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     delivery_address = models.CharField(max_length=500)
@@ -81,6 +82,9 @@ class OrderLine(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["order", "product"], name="order_line_unique_product")]
 
+    def __str__(self):
+        return f"{self.quantity} x {self.name}"
+
 
 class Payment(models.Model):
     class Status(models.TextChoices):
@@ -104,8 +108,13 @@ class Payment(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(refunded_amount__lte=models.F("amount")), name="payment_refund_le_amount")
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=models.F("amount")), name="payment_refund_le_amount"
+            )
         ]
+
+    def __str__(self):
+        return f"{self.status} {self.amount} {self.currency}"
 
 
 class TimelineEntry(models.Model):
@@ -128,6 +137,9 @@ class TimelineEntry(models.Model):
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["order", "at"], name="timeline_order_at")]
 
+    def __str__(self):
+        return f"{self.step} {self.status} (attempt {self.attempt})"
+
 
 class OutboxEvent(models.Model):
     """An event written in the same transaction as the change it announces; relayed at least once."""
@@ -141,6 +153,9 @@ class OutboxEvent(models.Model):
         indexes = [
             models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
         ]
+
+    def __str__(self):
+        return f"{self.topic} #{self.pk}"
 
 
 class IdempotencyKey(models.Model):
@@ -156,6 +171,9 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
 
+    def __str__(self):
+        return f"{self.user_id}:{self.key}"
+
 
 class GatewayLedgerEntry(models.Model):
     """The mock payment gateway's own books: what an outside gateway would record on its side.
@@ -168,8 +186,13 @@ class GatewayLedgerEntry(models.Model):
         REFUND = "refund"
 
     idempotency_key = models.CharField(max_length=255, unique=True)
-    reference = models.CharField(max_length=64, db_index=True, help_text="What the merchant says it is for: the order id.")
+    reference = models.CharField(
+        max_length=64, db_index=True, help_text="What the merchant says it is for: the order id."
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     amount = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} {self.currency} ({self.idempotency_key})"

@@ -40,8 +40,9 @@ class LineInput:
     quantity: int
 
 
-def timeline_add(*, order_id: UUID, step: str, status: str, attempt: int = 1, detail: str = "",
-                 duration_ms: float | None = None) -> TimelineEntry:
+def timeline_add(
+    *, order_id: UUID, step: str, status: str, attempt: int = 1, detail: str = "", duration_ms: float | None = None
+) -> TimelineEntry:
     return TimelineEntry.objects.create(
         order_id=order_id, step=step, status=status, attempt=attempt, detail=detail[:500], duration_ms=duration_ms
     )
@@ -71,8 +72,16 @@ def _locked(order_id: UUID) -> Order:
 # --- Placing an order ---------------------------------------------------------------------------
 
 
-def order_create(*, customer, store: Store, lines: list[LineInput], delivery_address: str, delivery_lat: float,
-                 delivery_lng: float, payment_token: str) -> Order:
+def order_create(
+    *,
+    customer,
+    store: Store,
+    lines: list[LineInput],
+    delivery_address: str,
+    delivery_lat: float,
+    delivery_lng: float,
+    payment_token: str,
+) -> Order:
     """Hold stock for every line and record the order, all in one short transaction (OutOfStock: nothing)."""
     order = Order(
         id=uuid4(), customer=customer, store=store, status=Status.RESERVED,
@@ -88,7 +97,9 @@ def order_create(*, customer, store: Store, lines: list[LineInput], delivery_add
                       unit_price=line.product.price)
             for line in lines
         )  # fmt: skip
-        timeline_add(order_id=order.id, step="reserve_stock", status=Step.SUCCEEDED, detail=f"{len(lines)} line(s) held")
+        timeline_add(
+            order_id=order.id, step="reserve_stock", status=Step.SUCCEEDED, detail=f"{len(lines)} line(s) held"
+        )
         events.outbox_record(topic=events.ORDER_RESERVED, payload={"order_id": str(order.id)})
     return order
 
@@ -107,7 +118,9 @@ def order_saga_advance(*, order_id: UUID) -> float | None:
         return payment_settle(order_id=order.id)
     if order.status != Status.RESERVED:
         return None
-    payment, _ = Payment.objects.get_or_create(order=order, defaults={"amount": order.total, "currency": order.currency})
+    payment, _ = Payment.objects.get_or_create(
+        order=order, defaults={"amount": order.total, "currency": order.currency}
+    )
     if payment.status == Payment.Status.SUCCEEDED:  # charged before a crash; finish what was left
         return _order_mark_paid(order_id=order.id, charge_reference=payment.charge_reference)
     if payment.status != Payment.Status.PENDING:
@@ -242,7 +255,9 @@ def order_unassign_driver(*, order_id: UUID, detail: str) -> Order:
         previous = order.driver_id
         order.driver_id, order.driver_user_id = None, None
         _transition(order, Status.ASSIGNED, extra_fields=("driver_id", "driver_user"))
-        timeline_add(order_id=order_id, step="unassign_driver", status=Step.SUCCEEDED, detail=f"driver {previous}: {detail}")
+        timeline_add(
+            order_id=order_id, step="unassign_driver", status=Step.SUCCEEDED, detail=f"driver {previous}: {detail}"
+        )
     return order
 
 

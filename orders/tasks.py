@@ -22,7 +22,9 @@ def orders_sweep_task():
     """Periodic: publish outbox events the relay missed, re-drive stuck sagas, expire idempotency keys."""
     now = timezone.now()
     events.outbox_publish(older_than=now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS))
-    for order_id in services.orders_needing_saga(stuck_before=now - timedelta(seconds=settings.SAGA_STUCK_AFTER_SECONDS)):
+    for order_id in services.orders_needing_saga(
+        stuck_before=now - timedelta(seconds=settings.SAGA_STUCK_AFTER_SECONDS)
+    ):
         order_saga_task.delay(str(order_id))
     idempotency_keys_expire()
 

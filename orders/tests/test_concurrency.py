@@ -69,7 +69,9 @@ def test_concurrent_retries_with_one_key_make_one_order():
     clients = [bearer_client(customer) for _ in range(16)]
     body = order_body(product.store, (product, 1))
 
-    responses = hammer(16, lambda i: clients[i].post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="same"))
+    responses = hammer(
+        16, lambda i: clients[i].post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="same")
+    )
 
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}

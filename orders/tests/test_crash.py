@@ -24,7 +24,9 @@ def test_worker_killed_mid_charge_then_order_completes_charged_once(start_proces
     with django_capture_on_commit_callbacks(execute=True):  # the relay hands the saga to the worker
         order = place_order(quantity=2, token="tok_slow")  # booked at once, answered 2 s later
 
-    assert wait_until(lambda: GatewayLedgerEntry.objects.filter(reference=str(order.pk)).exists(), timeout=30), worker.log()
+    assert wait_until(lambda: GatewayLedgerEntry.objects.filter(reference=str(order.pk)).exists(), timeout=30), (
+        worker.log()
+    )
     worker.kill()  # SIGKILL, pool children included, while the gateway's answer is in flight
     assert Order.objects.get(pk=order.pk).status == "reserved"
 

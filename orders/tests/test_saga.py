@@ -30,7 +30,11 @@ def test_good_payment_commits_stock_and_marks_paid():
     assert order.payment.status == "succeeded" and order.payment.amount == order.total
     assert (product.on_hand, product.reserved) == (8, 0)
     assert charges(order) == 1
-    assert steps(order) == [("reserve_stock", "succeeded"), ("charge_payment", "succeeded"), ("commit_stock", "succeeded")]
+    assert steps(order) == [
+        ("reserve_stock", "succeeded"),
+        ("charge_payment", "succeeded"),
+        ("commit_stock", "succeeded"),
+    ]
     assert OutboxEvent.objects.filter(topic=ORDER_PAID, payload__order_id=str(order.pk)).count() == 1
     assert_invariants()
 
