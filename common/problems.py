@@ -100,8 +100,15 @@ def problem_exception_handler(exc, context):
     code = _CODES.get(type(exc)) or next((c for k, c in _CODES.items() if isinstance(exc, k)), "error")
     if code == "authentication_failed" and _is_token_error(exc):
         code = "invalid_token"
-    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail.get("detail", exc.detail))
-    return _problem(exc.status_code, code, str(detail), headers=headers)
+    return _problem(exc.status_code, code, _detail_text(exc.detail), headers=headers)
+
+
+def _detail_text(detail) -> str:
+    if isinstance(detail, dict):
+        detail = detail.get("detail", detail)
+    if isinstance(detail, list):
+        return " ".join(str(item) for item in detail)
+    return str(detail)
 
 
 def _is_token_error(exc) -> bool:

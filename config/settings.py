@@ -192,4 +192,4 @@ LOGGING = {
 }
 
 # Threads per web process that run Django views behind the ASGI server (each holds one DB connection).
-WEB_THREADS = env.int("WEB_THREADS", default=16)
+WEB_THREADS = env.int("WEB_THREADS", default=8)

@@ -121,10 +121,15 @@ def order_saga_advance(*, order_id: UUID) -> float | None:
     payment, _ = Payment.objects.get_or_create(
         order=order, defaults={"amount": order.total, "currency": order.currency}
     )
-    if payment.status == Payment.Status.SUCCEEDED:  # charged before a crash; finish what was left
+    # A crash can fall between recording the gateway's answer and acting on it: finish what was left.
+    if payment.status == Payment.Status.SUCCEEDED:
         return _order_mark_paid(order_id=order.id, charge_reference=payment.charge_reference)
-    if payment.status != Payment.Status.PENDING:
+    if payment.status == Payment.Status.DECLINED:
+        order_cancel(order_id=order.id, reason=Order.CancelReason.PAYMENT_DECLINED)
         return None
+    if payment.status == Payment.Status.FAILED:
+        order_cancel(order_id=order.id, reason=Order.CancelReason.PAYMENT_FAILED)
+        return payment_settle(order_id=order.id)
     return _order_charge(order=order, payment=payment)
 
 
@@ -161,7 +166,9 @@ def _order_charge(*, order: Order, payment: Payment) -> float | None:
 def _order_mark_paid(*, order_id: UUID, charge_reference: str) -> float | None:
     with transaction.atomic():
         order = _locked(order_id)
-        Payment.objects.filter(order_id=order_id).exclude(status=Payment.Status.SUCCEEDED).update(
+        # VOIDED too: a cancellation settled before this charge landed; the money is taken after all.
+        not_yet_succeeded = [Payment.Status.PENDING, Payment.Status.FAILED, Payment.Status.VOIDED]
+        Payment.objects.filter(order_id=order_id, status__in=not_yet_succeeded).update(
             status=Payment.Status.SUCCEEDED, charge_reference=charge_reference
         )
         if order.status == Status.RESERVED:

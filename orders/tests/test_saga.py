@@ -231,3 +231,16 @@ def test_check_invariants_catches_a_paid_order_without_a_charge():
 
     with pytest.raises(CommandError):
         assert_invariants()
+
+
+@pytest.mark.parametrize(("recorded", "reason"), [("declined", "payment_declined"), ("failed", "payment_failed")])
+def test_crash_after_recording_a_failed_payment_still_cancels(recorded, reason):
+    order = place_order()
+    Payment.objects.create(order=order, amount=order.total, currency=order.currency, status=recorded)
+
+    run_saga(order)
+
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("cancelled", reason)
+    assert Reservation.objects.get(order_id=order.pk).state == "released"
+    assert_invariants()
