@@ -1,4 +1,5 @@
 import math
+import re
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -78,6 +79,11 @@ class OrderOutput(serializers.Serializer):
         return self.Driver(order).data if order.driver_id else None
 
 
+def _product_pk(value: str) -> int | None:
+    """Product ids are opaque strings to clients; ours are bigints. Anything else names no product."""
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else None
+
+
 class OrderCreateInput(serializers.Serializer):
     class Line(serializers.Serializer):
         product_id = serializers.CharField(max_length=32)
@@ -98,10 +104,10 @@ class OrderCreateInput(serializers.Serializer):
         if store is None:
             raise serializers.ValidationError({"store_id": ["No such active store."]}, code="unknown_store")
         ids = [line["product_id"] for line in attrs["items"]]
-        products = Product.objects.in_bulk([int(i) for i in ids if i.isdigit() and len(i) < 19])
+        products = Product.objects.in_bulk([pk for pk in map(_product_pk, ids) if pk is not None])
         errors = {}
         for index, product_id in enumerate(ids):
-            product = products.get(int(product_id)) if product_id.isdigit() and len(product_id) < 19 else None
+            product = products.get(_product_pk(product_id))
             if ids.index(product_id) != index:
                 errors[index] = {"product_id": [serializers.ErrorDetail("Duplicate product line.", code="duplicate")]}
             elif product is None or not product.is_active:
@@ -116,7 +122,7 @@ class OrderCreateInput(serializers.Serializer):
             raise serializers.ValidationError({"items": [errors.get(i, {}) for i in range(len(ids))]})
         attrs["store"] = store
         attrs["lines"] = [
-            services.LineInput(product=products[int(line["product_id"])], quantity=line["quantity"])
+            services.LineInput(product=products[_product_pk(line["product_id"])], quantity=line["quantity"])
             for line in attrs["items"]
         ]
         return attrs
@@ -161,7 +167,6 @@ class OrderListApi(APIView):
                 customer=request.user, store=v["store"], lines=v["lines"], delivery_address=v["delivery"]["address"],
                 delivery_lat=v["delivery"]["lat"], delivery_lng=v["delivery"]["lng"], payment_token=v["payment_token"],
             )  # fmt: skip
-            order = selectors.order_get_for(user=request.user, order_id=order.pk)
             return Answer(status.HTTP_201_CREATED, OrderOutput(order).data)
 
         answer = idempotent(user=request.user, key=key, fingerprint=request_fingerprint(request.data), action=place)

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
 from common.problems import Conflict
@@ -90,17 +90,19 @@ def order_create(
         payment_token=payment_token,
     )  # fmt: skip
     with transaction.atomic():
-        inventory.reservations_hold(order_id=order.id, lines={line.product.pk: line.quantity for line in lines})
         order.save(force_insert=True)
         OrderLine.objects.bulk_create(
             OrderLine(order=order, product=line.product, name=line.product.name, quantity=line.quantity,
                       unit_price=line.product.price)
             for line in lines
         )  # fmt: skip
-        timeline_add(
-            order_id=order.id, step="reserve_stock", status=Step.SUCCEEDED, detail=f"{len(lines)} line(s) held"
-        )
+        held = f"{len(lines)} line(s) held"
+        timeline_add(order_id=order.id, step="reserve_stock", status=Step.SUCCEEDED, detail=held)
         events.outbox_record(topic=events.ORDER_RESERVED, payload={"order_id": str(order.id)})
+        prefetch_related_objects([order], "lines", "timeline")  # for the caller's answer, read before any lock
+        # Stock last: the product rows stay locked from here to commit, so every other buyer of the
+        # same product waits for as little as possible.
+        inventory.reservations_hold(order_id=order.id, lines={line.product.pk: line.quantity for line in lines})
     return order
 
 
