@@ -12,6 +12,10 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, email):
+        # Emails are stored lowercased; sign-in must not depend on the case the user types.
+        return self.get(email=self.normalize_email(email).lower())
+
     def create_superuser(self, email, password=None, **fields):
         fields.update(is_staff=True, is_superuser=True)
         return self.create_user(email, password, **fields)

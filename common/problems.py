@@ -1,11 +1,13 @@
 """RFC 9457 problem details: every error of every endpoint has this shape and a stable `code`."""
 
+import math
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -53,13 +55,20 @@ def problem_response(status: int, code: str, detail: str, **extra) -> JsonRespon
 def flatten_errors(detail, prefix: str = "") -> list[dict]:
     """Turn DRF's nested validation errors into `[{"field": "items.0.quantity", "message", "code"}]`."""
     if isinstance(detail, dict):
-        return [e for key, value in detail.items() for e in flatten_errors(value, f"{prefix}{key}.")]
+        return [e for key, value in detail.items() for e in flatten_errors(value, _field_path(prefix, key))]
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
             return [e for item in detail for e in flatten_errors(item, prefix)]
         return [e for index, item in enumerate(detail) for e in flatten_errors(item, f"{prefix}{index}.")]
     field = prefix.rstrip(".") or "non_field_errors"
     return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
+
+
+def _field_path(prefix: str, key) -> str:
+    # A nested serializer's own errors (e.g. "more than 100 items") belong to the field that holds it.
+    if key == api_settings.NON_FIELD_ERRORS_KEY and prefix:
+        return prefix
+    return f"{prefix}{key}."
 
 
 _CODES = {
@@ -89,7 +98,7 @@ def problem_exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+        headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
 
     if isinstance(exc, Problem):
         return _problem(exc.status_code, exc.code, str(exc.detail), headers=headers, **exc.extra)

@@ -7,15 +7,17 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from inventory.models import Product, Store
 
+PASSWORD = "correct horse battery staple"
+
 
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     name = factory.Faker("name")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+    # Hashed before the insert, so the stored user can sign in (and session logins stay valid).
+    password = factory.django.Password(PASSWORD)
 
 
 class StoreFactory(factory.django.DjangoModelFactory):

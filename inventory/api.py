@@ -111,7 +111,8 @@ class ProductListApi(StaffWritesMixin, APIView):
 
 
 def _product_or_404(product_id) -> Product:
-    if not str(product_id).isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    if not (product_id.isascii() and product_id.isdigit()):
         raise Http404
     return get_object_or_404(Product, pk=int(product_id))
 

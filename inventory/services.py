@@ -43,9 +43,47 @@ def product_create(*, store: Store, sku: str, name: str, price: int, currency: s
     return Product.objects.create(store=store, sku=sku, name=name, price=price, currency=currency, on_hand=stock)
 
 
-def product_restock(*, product_id: int, quantity: int) -> Product:
-    Product.objects.filter(pk=product_id).update(on_hand=F("on_hand") + quantity)
+# `on_hand` is a PostgreSQL integer: a restock that would overflow it must be refused, not crash.
+MAX_ON_HAND = 2**31 - 1
+
+# What staff may edit on a product by hand. Stock counters are absent on purpose: they move only
+# through the reservation functions below and `product_restock`.
+PRODUCT_EDITABLE_FIELDS = frozenset({"sku", "name", "price", "currency", "is_active"})
+STORE_EDITABLE_FIELDS = frozenset({"name", "address", "lat", "lng", "is_active"})
+
+
+def store_update(*, store_id: UUID, fields: dict) -> Store:
+    if unknown := set(fields) - STORE_EDITABLE_FIELDS:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if fields:
+        Store.objects.filter(pk=store_id).update(**fields)
+    return Store.objects.get(pk=store_id)
+
+
+def product_update(*, product_id: int, fields: dict) -> Product:
+    """Change descriptive fields only, with an UPDATE naming just them: saving a whole product loaded
+    earlier would write back stale `on_hand`/`reserved` and undo concurrent reservations."""
+    if unknown := set(fields) - PRODUCT_EDITABLE_FIELDS:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if fields:
+        Product.objects.filter(pk=product_id).update(**fields)
     return Product.objects.get(pk=product_id)
+
+
+def product_restock(*, product_id: int, quantity: int) -> Product:
+    if quantity < 1:
+        raise ValueError("quantity must be positive")
+    restocked = Product.objects.filter(pk=product_id, on_hand__lte=MAX_ON_HAND - quantity).update(
+        on_hand=F("on_hand") + quantity
+    )
+    product = Product.objects.get(pk=product_id)
+    if not restocked:
+        raise Conflict(
+            f"Restocking {quantity} would exceed the stock limit of {MAX_ON_HAND}.",
+            code="stock_limit_exceeded",
+            on_hand=product.on_hand,
+        )
+    return product
 
 
 def reservations_hold(*, order_id: UUID, lines: dict[int, int]) -> None:
