@@ -3,3 +3,16 @@ from django.apps import AppConfig
 
 class DeliveryConfig(AppConfig):
     name = "delivery"
+
+    def ready(self):
+        from common import invariants
+        from delivery import invariants as checks
+        from delivery import tasks
+        from orders import events
+
+        events.subscribe(events.ORDER_PAID, tasks.dispatch_on_paid)
+        events.subscribe(events.ORDER_STATUS_CHANGED, tasks.release_on_cancel)
+        invariants.register("delivery_no_double_booking", checks.no_double_booking)
+        invariants.register("delivery_busy_iff_active_assignment", checks.busy_iff_active_assignment)
+        invariants.register("delivery_assignments_match_orders", checks.assignments_match_orders)
+        invariants.register("delivery_paid_orders_are_dispatched", checks.paid_orders_are_dispatched)

@@ -7,7 +7,8 @@ Groups:
   for each new live position of the order's driver; tracking publishes
   `{"type": "order.status", "order_id", "status", "cancel_reason", "at"}` on order status changes.
 - `FLEET_GROUP`: the staff live map. Delivery publishes
-  `{"type": "fleet.position", "driver_id", "name", "status", "order_id"|None, "lat", "lng", "recorded_at", "heading", "speed"}`;
+  `{"type": "fleet.position", "driver_id", "name", "status", "order_id"|None,
+    "lat", "lng", "recorded_at", "heading", "speed"}`;
   tracking publishes `{"type": "fleet.order", "order_id", "status", "driver_id", "at"}`.
 """
 

@@ -1,0 +1,78 @@
+"""Delivery invariants, run by `manage.py check_invariants` (registered in DeliveryConfig.ready).
+
+Some follow-ups are asynchronous (a cancelled order frees its driver in a task, a paid order's dispatch
+starts in a task): those are only violations once older than GRACE."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from delivery.models import Assignment, DispatchRequest, Driver
+from orders.models import Order
+
+GRACE = timedelta(seconds=30)
+ACTIVE = Q(status__in=Assignment.ACTIVE)
+
+
+def no_double_booking() -> list[str]:
+    active = Assignment.objects.filter(ACTIVE)
+    drivers = active.values("driver_id").annotate(n=Count("pk")).filter(n__gt=1)
+    orders = active.values("order_id").annotate(n=Count("pk")).filter(n__gt=1)
+    return [f"driver {row['driver_id']} holds {row['n']} active assignments" for row in drivers] + [
+        f"order {row['order_id']} has {row['n']} active assignments" for row in orders
+    ]
+
+
+def busy_iff_active_assignment() -> list[str]:
+    holding = Assignment.objects.filter(ACTIVE).values("driver_id")
+    idle_busy = Driver.objects.filter(status=Driver.Status.BUSY).exclude(pk__in=holding)
+    working_free = Driver.objects.filter(pk__in=holding).exclude(status=Driver.Status.BUSY)
+    return [f"driver {d.pk} is busy without an active assignment" for d in idle_busy] + [
+        f"driver {d.pk} is {d.status} but holds an active assignment" for d in working_free
+    ]
+
+
+def assignments_match_orders() -> list[str]:
+    violations = []
+    stale = timezone.now() - GRACE
+    for a in Assignment.objects.filter(ACTIVE).select_related("order"):
+        order = a.order
+        if order.status == Order.Status.CANCELLED:
+            if order.updated_at < stale:
+                violations.append(f"order {order.pk} is cancelled but assignment {a.pk} still holds its driver")
+        elif order.status not in (Order.Status.ASSIGNED, Order.Status.PICKED_UP) or order.driver_id != a.driver_id:
+            violations.append(f"assignment {a.pk} ({a.status}, driver {a.driver_id}) but order is {order.status} "
+                              f"with driver {order.driver_id}")  # fmt: skip
+        elif (a.status == Assignment.Status.PICKED_UP) != (order.status == Order.Status.PICKED_UP):
+            violations.append(f"assignment {a.pk} is {a.status} but order {order.pk} is {order.status}")
+    active_pairs = set(Assignment.objects.filter(ACTIVE).values_list("order_id", "driver_id"))
+    on_the_road = [Order.Status.ASSIGNED, Order.Status.PICKED_UP]
+    with_driver = Order.objects.filter(status__in=on_the_road, driver_id__isnull=False)
+    for order_id, driver_id in with_driver.values_list("pk", "driver_id"):
+        if (order_id, driver_id) not in active_pairs:
+            violations.append(f"order {order_id} names driver {driver_id} without an active assignment")
+    delivered = Assignment.objects.filter(status=Assignment.Status.DELIVERED).values("order_id")
+    for order_id in Order.objects.filter(status=Order.Status.DELIVERED).exclude(pk__in=delivered).values_list("pk"):
+        violations.append(f"order {order_id[0]} is delivered without a delivered assignment")
+    return violations
+
+
+def paid_orders_are_dispatched() -> list[str]:
+    """Every order that needs a driver is being dispatched, and none waits past the dispatch timeout."""
+    now = timezone.now()
+    needs_driver = Order.objects.filter(
+        Q(status=Order.Status.PAID) | Q(status=Order.Status.ASSIGNED, driver_id__isnull=True)
+    )
+    waiting = {r.order_id: r for r in DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)}
+    give_up_by = timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) + GRACE
+    violations = []
+    for order in needs_driver.only("pk", "status", "updated_at"):
+        request = waiting.get(order.pk)
+        if request is None:
+            if order.updated_at < now - GRACE:
+                violations.append(f"order {order.pk} is {order.status} without a driver and nobody is dispatching it")
+        elif request.waiting_since < now - give_up_by:
+            violations.append(f"order {order.pk} waits for a driver past the dispatch timeout")
+    return violations

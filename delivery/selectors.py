@@ -1,0 +1,106 @@
+import math
+
+from django.conf import settings
+from django.db import connection
+
+from delivery import hot
+from delivery.models import Assignment, Driver, DriverPosition
+from orders.models import Order
+
+EARTH_RADIUS_M = 6_371_000
+# Below this a rider is waiting at a light or a door, not travelling: the default speed predicts better.
+MIN_TRAVEL_SPEED_MPS = 1.0
+
+
+# Raw SQL: the GPS ingest path runs this on every request, and compiling the equivalent ORM query
+# (annotate + Subquery + values) cost more than running it.
+_DRIVER_FOR_USER = """
+    SELECT d.id, u.name, d.status,
+           (SELECT a.order_id FROM delivery_assignment a
+             WHERE a.driver_id = d.id AND a.status IN ('assigned', 'accepted', 'picked_up') LIMIT 1)
+      FROM delivery_driver d JOIN accounts_user u ON u.id = d.user_id
+     WHERE d.user_id = %s AND u.is_active
+"""
+
+
+def driver_for_user(*, user_id) -> dict | None:
+    """The caller's driver profile with its active order, in one query: {id, name, status, order_id} or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DRIVER_FOR_USER, [user_id])
+        row = cursor.fetchone()
+    return dict(zip(("id", "name", "status", "order_id"), row, strict=True)) if row else None
+
+
+def driver_live_position(*, driver_id) -> dict | None:
+    """The driver's live position from Redis (None once it expired): {lat, lng, recorded_at, heading, speed}."""
+    position = hot.live_position(driver_id)
+    return _public(position) if position else None
+
+
+def _public(position: dict) -> dict:
+    return {k: position[k] for k in ("lat", "lng", "recorded_at", "heading", "speed")}
+
+
+def active_assignment(*, driver_id) -> Assignment | None:
+    return Assignment.objects.filter(driver_id=driver_id, status__in=Assignment.ACTIVE).first()
+
+
+def last_known_positions(driver_ids) -> dict:
+    """Per driver: the live position if fresh, else the newest point in history (None if it never sent one)."""
+    positions = {driver_id: _public(p) if p else None for driver_id, p in hot.live_positions(driver_ids).items()}
+    missing = [driver_id for driver_id, position in positions.items() if position is None]
+    if missing:
+        rows = (
+            DriverPosition.objects.filter(driver_id__in=missing)
+            .order_by("driver_id", "-recorded_at")
+            .distinct("driver_id")
+            .values("driver_id", "lat", "lng", "recorded_at", "heading", "speed")
+        )
+        for row in rows:
+            positions[row.pop("driver_id")] = {**row, "recorded_at": hot.rfc3339(row["recorded_at"])}
+    return positions
+
+
+def driver_recent_track(*, driver_id, limit: int = 100) -> list[DriverPosition]:
+    return list(DriverPosition.objects.filter(driver_id=driver_id).order_by("-recorded_at")[:limit])
+
+
+def order_tracking(*, order: Order) -> dict:
+    """What a watcher of the order sees: its driver, the live position and an ETA.
+
+    ETA: straight-line distance (driver → store → customer before pickup, driver → customer after) over the
+    driver's recent average speed, or DISPATCH_DEFAULT_SPEED_MPS when it is unknown or the rider is standing."""
+    driver = None
+    position = None
+    eta = None
+    if order.driver_id:
+        name = Driver.objects.filter(pk=order.driver_id).values_list("user__name", flat=True).first()
+        driver = {"id": str(order.driver_id), "name": name or ""}
+        live = hot.live_position(order.driver_id)
+        if live:
+            position = _public(live)
+            if order.status in (Order.Status.ASSIGNED, Order.Status.PICKED_UP):
+                eta = _eta_seconds(order, live)
+    return {"order_id": str(order.pk), "status": order.status, "driver": driver, "position": position,
+            "eta_seconds": eta}  # fmt: skip
+
+
+def _eta_seconds(order: Order, live: dict) -> int:
+    here = (live["lat"], live["lng"])
+    customer = (order.delivery_lat, order.delivery_lng)
+    if order.status == Order.Status.PICKED_UP:
+        metres = distance_m(here, customer)
+    else:
+        store = (order.store.lat, order.store.lng)
+        metres = distance_m(here, store) + distance_m(store, customer)
+    speed = live.get("avg_speed") or 0.0
+    if speed < MIN_TRAVEL_SPEED_MPS:
+        speed = settings.DISPATCH_DEFAULT_SPEED_MPS
+    return round(metres / speed)
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle (haversine) distance in metres."""
+    lat1, lng1, lat2, lng2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))

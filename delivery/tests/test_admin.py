@@ -1,0 +1,94 @@
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from common.testing import UserFactory
+from delivery import services
+from delivery.models import Assignment, DispatchRequest, Driver
+from delivery.tests.helpers import make_driver, offset, paid_order, point, send_points
+from orders.models import Order
+from orders.tests.helpers import assert_invariants
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client():
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_driver_list_filter_and_change_page_show_position_and_track(admin_client):
+    driver = make_driver(at=offset(1), name="Tracked Tom")
+    send_points(driver, [point(*offset(1.1), seconds_ago=-1)])
+    make_driver(at=None, status="offline", name="Offline Olga")
+
+    listing = admin_client.get("/admin/delivery/driver/?status__exact=available")
+    page = admin_client.get(f"/admin/delivery/driver/{driver.pk}/change/")
+
+    assert listing.status_code == 200 and "Tracked Tom" in listing.text and "Offline Olga" not in listing.text
+    assert "openstreetmap.org" in listing.text
+    assert page.status_code == 200 and page.text.count("<tr><td>") == 2  # the recent track, newest first
+
+
+def test_staff_add_a_driver_through_the_service(admin_client):
+    user = UserFactory()
+
+    response = admin_client.post("/admin/delivery/driver/add/", {"user": user.pk}, follow=True)
+
+    assert response.status_code == 200
+    assert Driver.objects.get(user=user).status == "offline"
+
+
+def test_reassign_action_hands_the_order_to_the_given_driver(admin_client):
+    first, second = make_driver(at=offset(0.1)), make_driver(at=offset(2))
+    order = paid_order()
+    services.order_dispatch(order_id=order.pk)
+    assignment = Assignment.objects.get(order=order)
+
+    response = admin_client.post(
+        "/admin/delivery/assignment/",
+        {"action": "reassign", "_selected_action": [str(assignment.pk)], "driver_id": str(second.pk), "index": 0},
+        follow=True,
+    )
+
+    order.refresh_from_db()
+    assert response.status_code == 200
+    assert order.driver_id == second.pk
+    assert Driver.objects.get(pk=first.pk).status == "available"
+    assert_invariants()
+
+
+def test_reassign_to_a_busy_driver_is_refused_and_changes_nothing(admin_client):
+    first = make_driver()
+    order = paid_order()
+    services.order_dispatch(order_id=order.pk)
+    assignment = Assignment.objects.get(order=order)
+    busy = make_driver(at=offset(1))
+    services.order_dispatch(order_id=paid_order().pk)
+
+    response = admin_client.post(
+        "/admin/delivery/assignment/",
+        {"action": "reassign", "_selected_action": [str(assignment.pk)], "driver_id": str(busy.pk), "index": 0},
+        follow=True,
+    )
+
+    assert "not available" in response.text
+    assert Order.objects.get(pk=order.pk).driver_id == first.pk
+    assert Assignment.objects.get(pk=assignment.pk).status == "assigned"
+    assert_invariants()
+
+
+def test_sweeper_finds_dispatches_nobody_drives():
+    forgotten, fresh = paid_order(), paid_order()
+    services.order_dispatch(order_id=forgotten.pk)  # no driver: waiting
+    DispatchRequest.objects.filter(order=forgotten).update(last_attempt_at=timezone.now() - timedelta(minutes=5))
+    Order.objects.filter(pk=fresh.pk).update(updated_at=timezone.now() - timedelta(minutes=5))  # never dispatched
+
+    found = services.orders_needing_dispatch(stale_before=timezone.now() - timedelta(seconds=45))
+
+    assert set(found) == {forgotten.pk, fresh.pk}
+    assert services.orders_needing_dispatch(stale_before=timezone.now() - timedelta(seconds=45)) == [fresh.pk]
