@@ -1,0 +1,9 @@
+from django.urls import path
+
+from tracking import consumers
+
+# `<str:...>` rather than `<uuid:...>`: a malformed id must reach the consumer and get 4404, not a routing error.
+websocket_urlpatterns = [
+    path("ws/orders/<str:order_id>/", consumers.OrderConsumer.as_asgi()),
+    path("ws/fleet/", consumers.FleetConsumer.as_asgi()),
+]

@@ -1,0 +1,70 @@
+"""Orders with a real driver, made through the real services (the saga step, dispatch, GPS ingest)."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from common.testing import UserFactory
+from delivery import services as delivery
+from delivery.selectors import driver_for_user
+from orders import services as orders
+from orders.models import Order
+
+NEAR_STORE = (52.5225, 13.4140)  # a few dozen metres from the StoreFactory's Alexanderplatz
+
+
+def post_points(driver_user, *points, start=None):
+    """Ingest GPS points for the driver through the delivery service (what the locations API calls)."""
+    start = start or timezone.now() - timedelta(seconds=len(points))
+    batch = [
+        {"lat": lat, "lng": lng, "recorded_at": start + timedelta(seconds=i), "heading": 90.0, "speed": 6.0}
+        for i, (lat, lng) in enumerate(points)
+    ]
+    return delivery.driver_locations_ingest(driver=driver_for_user(user_id=driver_user.pk), points=batch)
+
+
+def make_driver(name="Dora Driver", position=NEAR_STORE):
+    user = UserFactory(name=name)
+    driver = delivery.driver_create(user=user)
+    delivery.driver_set_status(driver_id=driver.pk, status="available")
+    post_points(user, position)
+    return driver
+
+
+def place_order(customer, product, *, lat=52.5300, lng=13.4000) -> Order:
+    order = orders.order_create(
+        customer=customer, store=product.store, lines=[orders.LineInput(product=product, quantity=1)],
+        delivery_address="Torstrasse 1, Berlin", delivery_lat=lat, delivery_lng=lng, payment_token="tok_ok",
+    )  # fmt: skip
+    while orders.order_saga_advance(order_id=order.pk) is not None:
+        pass
+    return Order.objects.get(pk=order.pk)
+
+
+def assign(order: Order) -> Order:
+    delivery.order_dispatch(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == Order.Status.ASSIGNED, order.status
+    return order
+
+
+def active_assignment(order: Order):
+    return order.assignments.get(status__in=["assigned", "accepted", "picked_up"])
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def driver(db):
+    return make_driver()
+
+
+@pytest.fixture
+def assigned_order(customer, product, driver):
+    return assign(place_order(customer, product))

@@ -1,0 +1,319 @@
+"""The order socket and the fleet socket over Channels' WebsocketCommunicator, through the real auth stack
+(origin check, session, JWT) and the real channel layer on Redis; news comes from the real services."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from common.testing import UserFactory
+from delivery import services as delivery
+from orders import services as orders
+from tracking.auth import websocket_auth_stack
+from tracking.routing import websocket_urlpatterns
+from tracking.tests.conftest import active_assignment, make_driver, place_order, post_points, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAME_ORIGIN = (b"origin", b"http://testserver")
+# The stack config/websocket.py serves (the real server is exercised by the e2e tests).
+websocket_application = websocket_auth_stack(URLRouter(websocket_urlpatterns))
+
+
+def token_for(user) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+async def socket(path, *, user=None, how="bearer", origin=SAME_ORIGIN, subprotocols=None, headers=()):
+    headers = list(headers)
+    if origin:
+        headers.append(origin)
+    if user is not None and how == "bearer":
+        subprotocols = ["bearer", token_for(user)]
+    elif user is not None and how == "query":
+        path += f"?token={token_for(user)}"
+    elif user is not None and how == "session":
+        headers.append((b"cookie", f"sessionid={await database_sync_to_async(session_cookie)(user)}".encode()))
+    return WebsocketCommunicator(websocket_application, path, headers=headers, subprotocols=subprotocols)
+
+
+async def connect(communicator, expect_subprotocol=None):
+    connected, subprotocol = await communicator.connect(timeout=5)
+    assert connected
+    assert subprotocol == expect_subprotocol
+    return communicator
+
+
+async def closed_with(communicator) -> int:
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def receive_type(communicator, wanted: str) -> dict:
+    """The next message of type `wanted`, skipping others (e.g. position frames while waiting for a status)."""
+    while True:
+        message = await communicator.receive_json_from(timeout=5)
+        if message["type"] == wanted:
+            return message
+
+
+def order_path(order) -> str:
+    return f"/ws/orders/{order.pk}/"
+
+
+# --- Authentication: 4401 after accepting ----------------------------------------------------------
+
+
+async def test_no_credentials_is_accepted_then_closed_4401(assigned_order):
+    communicator = await connect(await socket(order_path(assigned_order)))
+
+    assert await closed_with(communicator) == 4401
+
+
+async def test_a_bad_bearer_token_gets_the_bearer_subprotocol_and_4401(assigned_order):
+    communicator = await socket(order_path(assigned_order), subprotocols=["bearer", "not-a-jwt"])
+
+    await connect(communicator, expect_subprotocol="bearer")
+    assert await closed_with(communicator) == 4401
+
+
+async def test_a_bad_query_token_is_4401_even_with_a_valid_session(assigned_order, customer):
+    communicator = await socket(order_path(assigned_order) + "?token=nope", user=customer, how="session")
+
+    await connect(communicator)
+    assert await closed_with(communicator) == 4401
+
+
+async def test_an_inactive_users_token_is_4401(assigned_order, customer):
+    token = token_for(customer)
+    customer.is_active = False
+    await database_sync_to_async(customer.save)()
+    communicator = await socket(order_path(assigned_order), subprotocols=["bearer", token])
+
+    await connect(communicator, expect_subprotocol="bearer")
+    assert await closed_with(communicator) == 4401
+
+
+@pytest.mark.parametrize("how", ["bearer", "query", "session"])
+async def test_the_customer_gets_a_snapshot_by_every_way_in(assigned_order, customer, how):
+    communicator = await socket(order_path(assigned_order), user=customer, how=how)
+
+    await connect(communicator, expect_subprotocol="bearer" if how == "bearer" else None)
+    snapshot = await communicator.receive_json_from(timeout=5)
+
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["order"] == {"id": str(assigned_order.pk), "status": "assigned"}
+    await communicator.disconnect()
+
+
+# --- Cross-site WebSocket hijacking -----------------------------------------------------------------
+
+
+async def test_a_foreign_origin_is_refused_at_the_handshake(assigned_order, customer):
+    communicator = await socket(order_path(assigned_order), user=customer, how="session",
+                          origin=(b"origin", b"https://evil.example"))  # fmt: skip
+
+    connected, _ = await communicator.connect(timeout=5)
+
+    assert not connected
+
+
+async def test_a_session_cookie_without_an_origin_is_not_honoured(assigned_order, customer):
+    communicator = await socket(order_path(assigned_order), user=customer, how="session", origin=None)
+
+    await connect(communicator)
+    assert await closed_with(communicator) == 4401
+
+
+async def test_a_token_needs_no_origin(assigned_order, customer):
+    communicator = await socket(order_path(assigned_order), user=customer, origin=None)
+
+    await connect(communicator, expect_subprotocol="bearer")
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+    await communicator.disconnect()
+
+
+# --- Authorization: customer, driver, staff; everyone else 4404 -----------------------------------------
+
+
+async def test_the_orders_driver_and_staff_may_watch(assigned_order, driver, staff):
+    for user in (await database_sync_to_async(lambda: driver.user)(), staff):
+        communicator = await connect(await socket(order_path(assigned_order), user=user), "bearer")
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+        await communicator.disconnect()
+
+
+async def test_a_stranger_gets_4404(assigned_order):
+    stranger = await database_sync_to_async(UserFactory)()
+    communicator = await connect(await socket(order_path(assigned_order), user=stranger), "bearer")
+
+    assert await closed_with(communicator) == 4404
+
+
+async def test_another_driver_gets_4404(assigned_order):
+    other = await database_sync_to_async(make_driver)(name="Other Driver")
+    other_user = await database_sync_to_async(lambda: other.user)()
+    communicator = await connect(await socket(order_path(assigned_order), user=other_user), "bearer")
+
+    assert await closed_with(communicator) == 4404
+
+
+@pytest.mark.parametrize("order_id", ["6f1c2a7e-0000-4000-8000-000000000000", "not-a-uuid", "1"])
+async def test_a_missing_or_malformed_order_gets_4404(customer, order_id):
+    communicator = await connect(await socket(f"/ws/orders/{order_id}/", user=customer), "bearer")
+
+    assert await closed_with(communicator) == 4404
+
+
+# --- Snapshot -----------------------------------------------------------------------------------------
+
+
+async def test_the_snapshot_has_the_driver_its_live_position_and_an_eta(assigned_order, customer, driver):
+    user = await database_sync_to_async(lambda: driver.user)()
+    await database_sync_to_async(post_points)(user, (52.5230, 13.4150))
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+
+    snapshot = await communicator.receive_json_from(timeout=5)
+
+    assert snapshot["driver"] == {"id": str(driver.pk), "name": "Dora Driver"}
+    assert snapshot["position"]["lat"] == 52.5230 and snapshot["position"]["lng"] == 13.4150
+    assert set(snapshot["position"]) == {"lat", "lng", "recorded_at", "heading", "speed"}
+    assert snapshot["position"]["recorded_at"].endswith("Z")
+    assert snapshot["eta_seconds"] > 0
+    await communicator.disconnect()
+
+
+async def test_the_snapshot_of_an_order_without_a_driver_has_none(customer, product):
+    order = await database_sync_to_async(place_order)(customer, product)
+    communicator = await connect(await socket(order_path(order), user=customer), "bearer")
+
+    snapshot = await communicator.receive_json_from(timeout=5)
+
+    assert snapshot == {"type": "snapshot", "order": {"id": str(order.pk), "status": "paid"}, "driver": None,
+                        "position": None, "eta_seconds": None}  # fmt: skip
+    await communicator.disconnect()
+
+
+# --- Messages from the server ----------------------------------------------------------------------------
+
+
+async def test_a_drivers_new_point_arrives_as_a_position(assigned_order, customer, driver):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+    user = await database_sync_to_async(lambda: driver.user)()
+
+    await database_sync_to_async(post_points)(user, (52.5240, 13.4160))
+    position = await communicator.receive_json_from(timeout=5)
+
+    assert position["type"] == "position"
+    assert position["order_id"] == str(assigned_order.pk) and position["driver_id"] == str(driver.pk)
+    assert (position["lat"], position["lng"], position["heading"], position["speed"]) == (52.524, 13.416, 90.0, 6.0)
+    assert set(position) == {"type", "order_id", "driver_id", "lat", "lng", "recorded_at", "heading", "speed"}
+    await communicator.disconnect()
+
+
+async def test_pickup_and_delivery_arrive_as_status_then_the_socket_closes_1000(assigned_order, customer, driver):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+    assignment = await database_sync_to_async(active_assignment)(assigned_order)
+
+    await database_sync_to_async(delivery.assignment_accept)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await database_sync_to_async(delivery.assignment_pick_up)(assignment_id=assignment.pk, driver_id=driver.pk)
+    picked_up = await receive_type(communicator, "status")
+    await database_sync_to_async(delivery.assignment_deliver)(assignment_id=assignment.pk, driver_id=driver.pk)
+    delivered = await receive_type(communicator, "status")
+
+    assert picked_up["status"] == "picked_up" and picked_up["cancel_reason"] is None
+    assert picked_up["order_id"] == str(assigned_order.pk) and picked_up["at"]
+    assert delivered["status"] == "delivered"
+    assert set(delivered) == {"type", "order_id", "status", "cancel_reason", "at"}
+    assert await closed_with(communicator) == 1000
+
+
+async def test_a_cancellation_arrives_with_its_reason_then_close_1000(assigned_order, customer):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+
+    await database_sync_to_async(orders.order_cancel_and_settle)(order_id=assigned_order.pk, reason="customer")
+    status = await receive_type(communicator, "status")
+
+    assert (status["status"], status["cancel_reason"]) == ("cancelled", "customer")
+    assert await closed_with(communicator) == 1000
+
+
+async def test_watching_a_finished_order_gives_snapshot_and_status_then_close_1000(assigned_order, customer):
+    await database_sync_to_async(orders.order_cancel_and_settle)(order_id=assigned_order.pk, reason="staff")
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+
+    snapshot = await communicator.receive_json_from(timeout=5)
+    status = await communicator.receive_json_from(timeout=5)
+
+    assert snapshot["order"]["status"] == "cancelled"
+    assert (status["type"], status["status"], status["cancel_reason"]) == ("status", "cancelled", "staff")
+    assert await closed_with(communicator) == 1000
+
+
+# --- Messages from the client -------------------------------------------------------------------------
+
+
+async def test_ping_is_answered_with_pong(assigned_order, customer):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+
+    await communicator.send_json_to({"type": "ping"})
+
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"text_data": "{not json"}, {"text_data": '{"type": "subscribe"}'}, {"text_data": "[1, 2]"},
+     {"text_data": '"ping"'}, {"text_data": "{}"}, {"bytes_data": b"\x00\x01"}],
+)  # fmt: skip
+async def test_bad_messages_get_an_error_and_the_socket_stays_open(assigned_order, customer, frame):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+
+    await communicator.send_to(**frame)
+    error = await communicator.receive_json_from(timeout=5)
+    await communicator.send_json_to({"type": "ping"})
+
+    assert error == {"type": "error", "code": "bad_message"}
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await communicator.disconnect()
+
+
+# --- The staff fleet socket ---------------------------------------------------------------------------
+
+
+async def test_fleet_is_staff_only(customer):
+    anonymous = await connect(await socket("/ws/fleet/"))
+    assert await closed_with(anonymous) == 4401
+
+    not_staff = await connect(await socket("/ws/fleet/", user=customer), "bearer")
+    assert await closed_with(not_staff) == 4403
+
+
+async def test_fleet_snapshot_then_drivers_and_orders_live(assigned_order, driver, staff, customer, product):
+    communicator = await connect(await socket("/ws/fleet/", user=staff, how="session"))
+
+    snapshot = await communicator.receive_json_from(timeout=5)
+    newcomer = await database_sync_to_async(make_driver)(name="New Driver", position=(52.50, 13.40))
+    appeared = await receive_type(communicator, "driver")
+
+    assert snapshot["type"] == "snapshot"
+    assert [d["driver_id"] for d in snapshot["drivers"]] == [str(driver.pk)]
+    assert snapshot["drivers"][0]["order_id"] == str(assigned_order.pk)
+    assert snapshot["drivers"][0]["position"]["lat"] == pytest.approx(52.5225)
+    assert [o["order_id"] for o in snapshot["orders"]] == [str(assigned_order.pk)]
+    assert snapshot["orders"][0]["store"]["lat"] == pytest.approx(52.5219)
+    assert (appeared["driver_id"], appeared["name"], appeared["lat"]) == (str(newcomer.pk), "New Driver", 50.0 + 2.5)
+
+    order = await database_sync_to_async(place_order)(customer, product)
+    news = await receive_type(communicator, "order")
+    assert news["order_id"] == str(order.pk) and news["status"] in {"reserved", "paid"}
+    assert news["destination"]["address"] == "Torstrasse 1, Berlin"
+    await communicator.disconnect()

@@ -1,0 +1,80 @@
+"""Over real sockets against the running `web` process (the Procfile line): a driver's POSTed point and
+status changes reach every subscribed client."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import websockets
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tracking.tests.conftest import active_assignment, assign, make_driver, place_order
+
+CLIENTS = 50
+
+
+def token_for(user) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+async def watch(url: str, token: str, ready: asyncio.Event, opened: list, stop_after: int) -> list[dict]:
+    """One client: connect with the bearer subprotocol, then collect messages until `stop_after` arrived."""
+    messages = []
+    async with websockets.connect(url, subprotocols=["bearer", token], open_timeout=20) as ws:
+        assert ws.subprotocol == "bearer"
+        messages.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+        opened.append(1)
+        if len(opened) == CLIENTS:
+            ready.set()
+        while len(messages) < stop_after:
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed as closed:
+            messages.append({"closed": closed.rcvd.code if closed.rcvd else None})
+    return messages
+
+
+@pytest.mark.e2e
+def test_a_posted_point_and_status_changes_reach_50_clients(start_process, customer, product):
+    # given a running web process, an assigned order and 50 subscribed clients
+    web = start_process("web", WEB_CONCURRENCY="1")
+    base = f"http://127.0.0.1:{web.port}"
+    url = f"ws://127.0.0.1:{web.port}/ws/orders/"
+    driver = make_driver()
+    order = assign(place_order(customer, product))
+    assignment = active_assignment(order)
+    customer_token, driver_token = token_for(customer), token_for(driver.user)
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {driver_token}"}, timeout=20)
+
+    async def scenario():
+        ready, opened = asyncio.Event(), []
+        # snapshot, position, status picked_up, status delivered, then the close
+        clients = [
+            asyncio.create_task(watch(f"{url}{order.pk}/", customer_token, ready, opened, stop_after=4))
+            for _ in range(CLIENTS)
+        ]
+        await asyncio.wait_for(ready.wait(), 60)
+        # when the driver posts a point, accepts, picks up and delivers through the real API
+        point = {"lat": 52.5260, "lng": 13.4100, "recorded_at": datetime.now(UTC).isoformat(), "speed": 5.5}
+        posted = await asyncio.to_thread(api.post, "/api/v1/drivers/me/locations", json={"points": [point]})
+        assert posted.status_code == 202, posted.text
+        for move in ("accept", "pickup", "deliver"):
+            answer = await asyncio.to_thread(api.post, f"/api/v1/assignments/{assignment.pk}/{move}")
+            assert answer.status_code == 200, answer.text
+        return await asyncio.gather(*clients)
+
+    results = asyncio.run(scenario())
+
+    # then every client got the snapshot, the point, both status changes, and a clean close
+    assert len(results) == CLIENTS
+    for messages in results:
+        assert messages[0]["type"] == "snapshot" and messages[0]["order"]["status"] == "assigned"
+        assert messages[1] == {
+            "type": "position", "order_id": str(order.pk), "driver_id": str(driver.pk), "lat": 52.526, "lng": 13.41,
+            "recorded_at": messages[1]["recorded_at"], "heading": None, "speed": 5.5,
+        }  # fmt: skip
+        assert [m["status"] for m in messages[2:4]] == ["picked_up", "delivered"]
+        assert messages[4] == {"closed": 1000}
