@@ -23,6 +23,16 @@ install: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) scripts/run.py
 
+# Benchmarks use their own database and Redis index (BENCH_DATABASE_URL / BENCH_REDIS_URL) and need `wrk`.
+BENCH_ENV := BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/courier_bench} \
+	BENCH_REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/10}
+
+bench-orders: $(VENV)/.installed
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/courier_bench} \
+		REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/10} PYTHON=$(PY) scripts/ensure-services.sh
+	@command -v wrk >/dev/null || { echo "bench-orders needs wrk: apt-get install -y wrk (or brew install wrk)"; exit 1; }
+	$(BENCH_ENV) $(PY) bench/orders.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,3 +45,15 @@ test: $(VENV)/.installed
 	$(MAKE) lint
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# GPS ingest over HTTP against the Procfile's web process (batches of 1 and of 20); see BENCHMARKS.md.
+bench-ingest: $(VENV)/.installed
+	$(PY) bench/ingest.py
+
+# Time from `paid` to `assigned` for a burst of orders with 500 available drivers; see BENCHMARKS.md.
+bench-dispatch: $(VENV)/.installed
+	$(PY) bench/dispatch.py
+
+# Live tracking: WebSocket fan-out latency (driver POST -> client receipt) and connections per web process.
+bench-tracking: $(VENV)/.installed
+	$(PY) bench/tracking.py $(BENCH_ARGS)

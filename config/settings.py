@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+import xstatic.pkg.leaflet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        # socket_timeout above channels-redis' 5 s blocking pop: redis-py 8 defaults to 5 s too, so under load the
+        # pop's own empty answer arrived "late", raised TimeoutError and killed the socket (seen in bench-tracking).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1000, "expiry": 30},
     }
 }
 
@@ -104,6 +107,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {"task": "orders.tasks.orders_sweep_task", "schedule": env.float("SWEEP_INTERVAL_SECONDS", 10.0)},
+    "dispatch-sweep": {
+        "task": "delivery.tasks.dispatch_sweep_task",
+        "schedule": env.float("DISPATCH_SWEEP_SECONDS", 15.0),
+    },
+    "positions-prune": {
+        "task": "delivery.tasks.positions_prune_task",
+        "schedule": env.float("POSITIONS_PRUNE_INTERVAL_SECONDS", 3600.0),
+    },
 }
 
 # --- Auth --------------------------------------------------------------------------------------
@@ -160,6 +171,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=256 * 1024)
 # --- Domain knobs ------------------------------------------------------------------------------
 DISPATCH_RADIUS_KM = env.float("DISPATCH_RADIUS_KM", default=15.0)
 DISPATCH_TIMEOUT_SECONDS = env.int("DISPATCH_TIMEOUT_SECONDS", default=600)
+# A waiting order is retried with exponential backoff from BASE up to MAX seconds between attempts.
+DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=1.0)
+DISPATCH_RETRY_MAX_SECONDS = env.float("DISPATCH_RETRY_MAX_SECONDS", default=15.0)
+# ETA speed when a rider's recent speed is unknown (m/s; 5 m/s = 18 km/h, city cycling).
+DISPATCH_DEFAULT_SPEED_MPS = env.float("DISPATCH_DEFAULT_SPEED_MPS", default=5.0)
+# A live position expires this long after it was recorded; an expired driver is no dispatch candidate.
+POSITION_TTL_SECONDS = env.int("POSITION_TTL_SECONDS", default=120)
+POSITION_HISTORY_RETENTION_DAYS = env.int("POSITION_HISTORY_RETENTION_DAYS", default=30)
+# Approximate cap of the `location_events` Redis stream (entries).
+LOCATION_STREAM_MAXLEN = env.int("LOCATION_STREAM_MAXLEN", default=1_000_000)
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="orders.gateways.MockGateway")
 PAYMENT_TIMEOUT_SECONDS = env.float("PAYMENT_TIMEOUT_SECONDS", default=5.0)
 PAYMENT_MAX_ATTEMPTS = env.int("PAYMENT_MAX_ATTEMPTS", default=5)
@@ -181,6 +202,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the apps' static folders, so `migrate` is the only step before the processes start.
 WHITENOISE_USE_FINDERS = True
+# Leaflet (the tracking page's and the staff live map's map library) comes from its XStatic package, not
+# copied into the repo: served as static/leaflet/leaflet.js. (django-leaflet would need GDAL for its admin.)
+STATICFILES_DIRS = [("leaflet", xstatic.pkg.leaflet.BASE_DIR)]
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGGING = {

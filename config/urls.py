@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("inventory.urls")),
     path("", include("orders.urls")),
+    path("", include("delivery.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
     path("healthz", ops.healthz),
     path("readyz", ops.readyz),
     path("metrics", ops.metrics),
+    # Pages (tracking, customer login) and the admin's live map: before the admin, which 404s unknown paths.
+    path("", include("tracking.urls")),
     path("admin/", admin.site.urls),
 ]
 
