@@ -88,10 +88,29 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def local_procfile() -> Path:
+    """The Procfile plus a rider simulator (SIMULATE_DRIVERS riders, 0 for none), so the demo is alive.
+
+    The simulator waits for the web process and, should it fail, idles instead of making honcho stop the platform."""
+    procfile = (ROOT / "Procfile").read_text()
+    drivers = int(os.environ.get("SIMULATE_DRIVERS", "5"))
+    if drivers > 0:
+        # honcho gives each process its own PORT, so the web address is spelled out.
+        web = f"http://127.0.0.1:{os.environ['PORT']}"
+        wait = f"from common.processes import wait_for_http; wait_for_http('{web}/healthz', 120)"
+        procfile += (
+            f'simulate: python -c "{wait}" && python manage.py simulate --base-url {web} --drivers {drivers} '
+            f"--orders-per-minute {os.environ.get('SIMULATE_ORDERS_PER_MINUTE', '6')} || sleep infinity\n"
+        )
+    target = ROOT / ".local" / "Procfile.run"
+    target.write_text(procfile)
+    return target
+
+
 def run_procfile() -> int:
     """honcho in the foreground; SIGINT/SIGTERM make it stop every process, then we return."""
     # `.env` was merged into our environment already; a second read by honcho would override the shell's values.
-    command = [str(VENV_BIN / "honcho"), "start", "--procfile", "Procfile", "--env", os.devnull]
+    command = [str(VENV_BIN / "honcho"), "start", "--procfile", str(local_procfile()), "--env", os.devnull]
     honcho = subprocess.Popen([*command, "--port", os.environ["PORT"]], cwd=ROOT)
 
     stopped_by_user = False
