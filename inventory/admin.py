@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from common.admin import ReadOnlyAdminMixin
 from common.problems import Problem
 from inventory import services
 from inventory.models import Product, Reservation, Store
@@ -175,7 +176,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: reservations change only with their order's saga."""
 
     list_display = ["order_id", "product", "quantity", "state", "created_at", "updated_at"]
@@ -191,12 +192,3 @@ class ReservationAdmin(admin.ModelAdmin):
             return queryset.filter(order_id=uuid.UUID(search_term.strip())), False
         except ValueError:
             return super().get_search_results(request, queryset, search_term)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

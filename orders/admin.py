@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from kombu.exceptions import OperationalError as BrokerError
 
+from common.admin import ReadOnlyAdminMixin
 from common.problems import Problem
 from orders import services
 from orders.models import Order, OrderLine, OutboxEvent, Payment, TimelineEntry
@@ -31,21 +32,12 @@ def money(amount: int | None, currency: str) -> str:
     return f"{amount // 100}.{amount % 100:02d} {currency}"
 
 
-class ReadOnlyInline:
+class ReadOnlyInline(ReadOnlyAdminMixin):
     """Inlines that show, never edit; visible to whoever may view the order."""
 
     extra = 0
     max_num = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("orders.view_order")
@@ -87,7 +79,7 @@ class TimelineInline(ReadOnlyInline, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id", "status", "cancel_reason", "store", "customer_email", "total_display", "payment_status",
         "driver_name", "created_at",
@@ -138,16 +130,6 @@ class OrderAdmin(admin.ModelAdmin):
             return queryset.filter(Q(customer__email=term.lower()) | Q(customer__email__icontains=term)), False
         return super().get_search_results(request, queryset, search_term)
 
-    # Orders are created by customers and changed by the saga; staff act through the actions below.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_operate_permission(self, request):
         return request.user.has_perm("orders.change_order")
 
@@ -193,19 +175,10 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the relay's backlog, for operators watching an outage drain."""
 
     list_display = ["id", "topic", "created_at", "published_at"]
     list_filter = ["topic", ("published_at", admin.EmptyFieldListFilter)]
     ordering = ["-id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
