@@ -27,6 +27,16 @@ def staff(db):
 
 
 @pytest.fixture
+def admin_client(db):
+    """A browser session of a superuser, for the Django admin (replaces pytest-django's, whose user has no name)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True, name="Root Admin"))
+    return client
+
+
+@pytest.fixture
 def customer_api(customer):
     return bearer_client(customer)
 

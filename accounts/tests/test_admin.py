@@ -11,13 +11,6 @@ USERS = "/admin/accounts/user/"
 NEW_PASSWORD = "a sturdy passphrase 42"
 
 
-@pytest.fixture
-def admin_client():
-    client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True, email="root@example.com"))
-    return client
-
-
 def test_user_changelist_with_search_and_filters(admin_client, customer):
     for query in ["", f"?q={customer.email}", "?q=Cora", "?is_staff__exact=1", "?is_active__exact=0", "?o=1"]:
         assert admin_client.get(USERS + query).status_code == 200, query

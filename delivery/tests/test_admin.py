@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from common.testing import UserFactory
@@ -12,13 +11,6 @@ from orders.models import Order
 from orders.tests.helpers import assert_invariants
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client():
-    client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def test_driver_list_filter_and_change_page_show_position_and_track(admin_client):

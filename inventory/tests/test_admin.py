@@ -3,7 +3,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from common.testing import ProductFactory, UserFactory
+from common.testing import ProductFactory
 from inventory import services
 from inventory.models import Product, Reservation, Store
 
@@ -11,13 +11,6 @@ pytestmark = pytest.mark.django_db
 
 PRODUCTS = "/admin/inventory/product/"
 STORES = "/admin/inventory/store/"
-
-
-@pytest.fixture
-def admin_client():
-    client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def listed(response, product) -> bool:

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/orders/order/"
 
 
-@pytest.fixture
-def admin_client():
-    client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
-
-
 def run_action(client, action, *orders):
     return client.post(
         CHANGELIST, {"action": action, "_selected_action": [str(o.pk) for o in orders], "index": 0}, follow=True
