@@ -1,7 +1,6 @@
 """Start the platform's real processes (the Procfile's lines) for end-to-end tests and benchmarks."""
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -94,7 +93,3 @@ def started(name: str, env: dict, log_dir: Path, command: str | None = None):
         yield process
     finally:
         process.stop()
-
-
-def shlex_join(*parts: str) -> str:
-    return shlex.join(parts)
