@@ -5,12 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-# The test run uses its own Redis database, so a running dev stack is never flushed by the tests.
-TEST_ENV := REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
-	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/courier} \
-	PASSWORD_HASHERS=django.contrib.auth.hashers.MD5PasswordHasher
-
-.PHONY: run test lint bench-orders bench-ingest bench-dispatch bench-tracking install
+.PHONY: run test fuzz lint bench-orders bench-ingest bench-dispatch bench-tracking chaos install
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +35,15 @@ lint: $(VENV)/.installed
 	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: compose file not validated"; fi
 
+# TEST_DATABASE_URL / TEST_REDIS_URL, else the machine's own servers, else embedded ones: see scripts/test.py.
 test: $(VENV)/.installed
-	$(TEST_ENV) PYTHON=$(PY) scripts/ensure-services.sh
-	$(MAKE) lint
-	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
-	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) scripts/test.py $(PYTEST_ARGS)
+
+# Schema-driven fuzzing alone, with more examples than the bounded run inside `make test` (config/tests/test_fuzz.py).
+# FUZZ_SEED=n repeats a run's examples.
+fuzz: $(VENV)/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-40} FUZZ_BUDGET_SECONDS=$${FUZZ_BUDGET_SECONDS:-600} \
+		$(PY) scripts/test.py -s -m fuzz $(PYTEST_ARGS)
 
 # GPS ingest over HTTP against the Procfile's web process (batches of 1 and of 20); see BENCHMARKS.md.
 bench-ingest: $(VENV)/.installed
@@ -57,3 +56,7 @@ bench-dispatch: $(VENV)/.installed
 # Live tracking: WebSocket fan-out latency (driver POST -> client receipt) and connections per web process.
 bench-tracking: $(VENV)/.installed
 	$(PY) bench/tracking.py $(BENCH_ARGS)
+
+# Fault injection under load with its own throwaway PostgreSQL and Redis (never the machine's); see RELIABILITY.md.
+chaos: $(VENV)/.installed
+	$(PY) bench/chaos.py $(CHAOS_ARGS)

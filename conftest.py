@@ -2,7 +2,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from common.testing import ProductFactory, StoreFactory, UserFactory, bearer_client
+from accounts.tests.factories import UserFactory, bearer_client
+from inventory.tests.factories import ProductFactory, StoreFactory
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +15,19 @@ def _clean_redis():
     connection.flushdb()
     yield
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Path of the Chromium the browser tests drive (the system's, else installed; see common/chromium.py).
+
+    A machine without one fails these tests with one line saying what to run: they are never skipped."""
+    from common.chromium import ChromiumUnavailable, chromium_executable
+
+    try:
+        return chromium_executable()
+    except ChromiumUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

