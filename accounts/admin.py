@@ -9,7 +9,7 @@ class EmailNormalizingMixin:
     """Emails are stored lowercased (as registration does), so signing in never depends on the case typed."""
 
     def clean_email(self):
-        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        return User.objects.normalize_email(self.cleaned_data["email"])
 
 
 class UserCreationForm(EmailNormalizingMixin, AdminUserCreationForm):

@@ -6,15 +6,21 @@ from django.db.models.functions import Lower
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email):
+        """The one rule for an email we store or look up: Django's (which lowercases only the domain), then all
+        of it lowercased, so registering, signing in and finding a user never depend on the case typed."""
+        return super().normalize_email(email).lower()
+
     def create_user(self, email, password=None, **fields):
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user = self.model(email=self.normalize_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
     def get_by_natural_key(self, email):
         # Emails are stored lowercased; sign-in must not depend on the case the user types.
-        return self.get(email=self.normalize_email(email).lower())
+        return self.get(email=self.normalize_email(email))
 
     def create_superuser(self, email, password=None, **fields):
         fields.update(is_staff=True, is_superuser=True)

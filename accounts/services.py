@@ -8,7 +8,7 @@ from common.problems import Conflict
 
 
 def user_register(*, email: str, password: str, name: str) -> User:
-    email = User.objects.normalize_email(email).lower()
+    email = User.objects.normalize_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise Conflict("An account with this email already exists.", code="email_taken")
     try:

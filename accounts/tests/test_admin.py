@@ -3,7 +3,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from common.testing import UserFactory
+from accounts.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
