@@ -11,12 +11,12 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import F
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from common.admin import ReadOnlyAdminMixin
+from common.money import money
 from common.problems import Problem
 from inventory import services
 from inventory.models import Product, Reservation, Store
@@ -61,11 +61,11 @@ class LowStockFilter(admin.SimpleListFilter):
         return [("low", f"Low (≤ {LOW_STOCK_THRESHOLD} available)"), ("out", "Out of stock (0 available)")]
 
     def queryset(self, request, queryset):
-        queryset = queryset.alias(available_now=F("on_hand") - F("reserved"))
+        queryset = queryset.with_available()
         if self.value() == "low":
-            return queryset.filter(available_now__lte=LOW_STOCK_THRESHOLD)
+            return queryset.filter(available_stock__lte=LOW_STOCK_THRESHOLD)
         if self.value() == "out":
-            return queryset.filter(available_now__lte=0)
+            return queryset.filter(available_stock__lte=0)
         return queryset
 
 
@@ -95,7 +95,7 @@ class ProductAdminForm(forms.ModelForm):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
-    list_display = ["name", "sku", "store", "price", "currency", "on_hand", "reserved", "available_stock", "is_active"]
+    list_display = ["name", "sku", "store", "price_display", "on_hand", "reserved", "available_stock", "is_active"]
     list_filter = [LowStockFilter, "is_active", "store"]
     list_select_related = ["store"]
     search_fields = ["name", "sku"]
@@ -105,11 +105,15 @@ class ProductAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(available_stock=F("on_hand") - F("reserved"))
+        return super().get_queryset(request).with_available()  # for sorting by it
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, product):
+        return money(product.price, product.currency)
 
     @admin.display(description="Available", ordering="available_stock")
     def available_stock(self, product):
-        return product.on_hand - product.reserved
+        return product.available
 
     @admin.display(description="Reservations")
     def reservations_link(self, product):

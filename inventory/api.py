@@ -1,13 +1,15 @@
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.fields import JSONNumberField
+from common.ids import bigint_id
 from common.pagination import CursorPage
-from inventory import services
+from inventory import selectors, services
 from inventory.models import Product, Store
 
 
@@ -42,8 +44,8 @@ class StoreListApi(StaffWritesMixin, APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         address = serializers.CharField(max_length=500)
-        lat = serializers.FloatField(min_value=-90, max_value=90)
-        lng = serializers.FloatField(min_value=-180, max_value=180)
+        lat = JSONNumberField(min_value=-90, max_value=90)
+        lng = JSONNumberField(min_value=-180, max_value=180)
         is_active = serializers.BooleanField(default=True)
 
     @extend_schema(responses=StoreOutput(many=True))
@@ -75,13 +77,6 @@ class ProductListApi(StaffWritesMixin, APIView):
         currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
         stock = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
 
-        def validate(self, attrs):
-            if Product.objects.filter(store=attrs["store"], sku=attrs["sku"]).exists():
-                raise serializers.ValidationError(
-                    {"sku": ["This store already has a product with this SKU."]}, code="unique"
-                )
-            return attrs
-
     class FilterSerializer(serializers.Serializer):
         store = serializers.UUIDField(required=False)
         search = serializers.CharField(required=False, max_length=100)
@@ -93,11 +88,9 @@ class ProductListApi(StaffWritesMixin, APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        products = Product.objects.all()
-        if "store" in filters.validated_data:
-            products = products.filter(store_id=filters.validated_data["store"])
-        if filters.validated_data.get("search"):
-            products = products.filter(name__icontains=filters.validated_data["search"])
+        products = selectors.products_matching(
+            store_id=filters.validated_data.get("store"), search=filters.validated_data.get("search")
+        )
         paginator = CursorPage()
         page = paginator.paginate_queryset(products, request, view=self)
         return paginator.get_paginated_response(ProductOutput(page, many=True).data)
@@ -106,15 +99,20 @@ class ProductListApi(StaffWritesMixin, APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        product = services.product_create(**data.validated_data)
+        try:
+            product = services.product_create(**data.validated_data)
+        except services.SkuTaken:
+            raise serializers.ValidationError(
+                {"sku": ["This store already has a product with this SKU."]}, code="unique"
+            )
         return Response(ProductOutput(product).data, status=status.HTTP_201_CREATED)
 
 
 def _product_or_404(product_id) -> Product:
-    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
-    if not (product_id.isascii() and product_id.isdigit()):
+    product = selectors.product_get(product_id=bigint_id(product_id))
+    if product is None:
         raise Http404
-    return get_object_or_404(Product, pk=int(product_id))
+    return product
 
 
 class ProductDetailApi(APIView):
@@ -129,7 +127,10 @@ class ProductRestockApi(APIView):
     class InputSerializer(serializers.Serializer):
         quantity = serializers.IntegerField(min_value=1, max_value=10_000_000)
 
-    @extend_schema(request=InputSerializer, responses=ProductOutput)
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ProductOutput, 409: OpenApiResponse(description="`stock_limit_exceeded`")},
+    )
     def post(self, request, product_id):
         product = _product_or_404(product_id)
         data = self.InputSerializer(data=request.data)

@@ -23,6 +23,13 @@ class Store(models.Model):
         return self.name
 
 
+class ProductQuerySet(models.QuerySet):
+    def with_available(self) -> "ProductQuerySet":
+        """`available_stock` (on hand minus reserved) for filters, ordering and conditional updates, computed
+        by the database: Product.available's rule for rows not loaded. An alias, so it is never selected."""
+        return self.alias(available_stock=F("on_hand") - F("reserved"))
+
+
 class Product(models.Model):
     """A product and its stock. `available` = on_hand - reserved, and the database keeps it >= 0."""
 
@@ -36,6 +43,8 @@ class Product(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ProductQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["store", "sku"], name="product_sku_unique_per_store"),
@@ -48,6 +57,7 @@ class Product(models.Model):
 
     @property
     def available(self) -> int:
+        """What can still be sold; ProductQuerySet.with_available is the same rule inside a query."""
         return self.on_hand - self.reserved
 
 
@@ -60,8 +70,10 @@ class Reservation(models.Model):
         RELEASED = "released"  # hold given back before payment
         RESTOCKED = "restocked"  # committed stock put back after a cancellation
 
-    order_id = models.UUIDField(db_index=True)
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservations")
+    # No single-column indexes: `reservation_one_per_order_line` starts with order_id, `reservation_product_state`
+    # with product.
+    order_id = models.UUIDField()
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservations", db_index=False)
     quantity = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.HELD)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,5 @@
-"""Stock moves. Every function here is idempotent: running it twice for the same order changes nothing.
+"""Catalog and stock writes. The reservation moves (`reservations_*`) are idempotent per order: running one
+twice for the same order changes nothing. Catalog writes and `product_restock` are not: each call acts.
 
 Counters move with conditional UPDATEs (never read-modify-write), and rows are touched in product-id
 order so two orders that share products always lock them in the same order and never deadlock.
@@ -7,8 +8,9 @@ order so two orders that share products always lock them in the same order and n
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, F
+from django.db.models.functions import Cast, Least
 
 from common.problems import Conflict
 from inventory.models import Product, Reservation, Store
@@ -19,6 +21,10 @@ class Shortfall:
     product_id: int
     requested: int
     available: int
+
+
+class SkuTaken(Exception):
+    """A store sells each SKU once. A domain error: the API answers it as invalid input on `sku`."""
 
 
 class OutOfStock(Conflict):
@@ -40,7 +46,15 @@ def store_create(*, name: str, address: str, lat: float, lng: float, is_active: 
 
 
 def product_create(*, store: Store, sku: str, name: str, price: int, currency: str, stock: int) -> Product:
-    return Product.objects.create(store=store, sku=sku, name=name, price=price, currency=currency, on_hand=stock)
+    """Raises SkuTaken when the store already sells this SKU (the unique constraint decides, so two
+    concurrent creates cannot both win)."""
+    try:
+        with transaction.atomic():
+            return Product.objects.create(
+                store=store, sku=sku, name=name, price=price, currency=currency, on_hand=stock
+            )
+    except IntegrityError as exc:
+        raise SkuTaken(f"Store {store.pk} already has a product with SKU {sku!r}.") from exc
 
 
 # `on_hand` is a PostgreSQL integer: a restock that would overflow it must be refused, not crash.
@@ -96,12 +110,15 @@ def reservations_hold(*, order_id: UUID, lines: dict[int, int]) -> None:
     shortfalls = []
     for product_id in sorted(lines):
         quantity = lines[product_id]
-        held = Product.objects.filter(pk=product_id, is_active=True, on_hand__gte=F("reserved") + quantity).update(
-            reserved=F("reserved") + quantity
+        # `on_hand - reserved` cannot overflow where `reserved + quantity` could, next to the integer ceiling.
+        held = (
+            Product.objects.with_available()
+            .filter(pk=product_id, is_active=True, available_stock__gte=quantity)
+            .update(reserved=F("reserved") + quantity)
         )
         if not held:
-            available = Product.objects.filter(pk=product_id).values_list(F("on_hand") - F("reserved"), flat=True)
-            shortfalls.append(Shortfall(product_id, quantity, max(0, available.first() or 0)))
+            product = Product.objects.filter(pk=product_id).only("on_hand", "reserved").first()
+            shortfalls.append(Shortfall(product_id, quantity, max(0, product.available if product else 0)))
     if shortfalls:
         raise OutOfStock(shortfalls)
     Reservation.objects.bulk_create(
@@ -122,10 +139,18 @@ def _move(*, order_id: UUID, source: str, target: str, counters: dict) -> int:
         for reservation in reservations:
             q = reservation.quantity
             Product.objects.filter(pk=reservation.product_id).update(
-                **{field: F(field) + sign * q for field, sign in counters.items()}
+                **{field: _moved(field, sign * q) for field, sign in counters.items()}
             )
         Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(state=target)
     return len(reservations)
+
+
+def _moved(field: str, change: int):
+    # Putting stock back must never fail a cancellation: at the integer ceiling the shelf is simply full
+    # (units past MAX_ON_HAND are not counted), rather than the order staying paid behind a 500.
+    if change > 0:
+        return Least(Cast(field, BigIntegerField()) + change, MAX_ON_HAND)  # summed as bigint: no overflow
+    return F(field) + change
 
 
 def reservations_commit(*, order_id: UUID) -> int:

@@ -1,28 +1,20 @@
-import math
-import re
-
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.fields import JSONNumberField
+from common.ids import bigint_id
 from common.pagination import CursorPage
-from common.problems import PROBLEM_CONTENT_TYPE, Problem
-from inventory.models import Product, Store
+from common.problems import PROBLEM_CONTENT_TYPE, Conflict, Problem
 from orders import selectors, services
-from orders.idempotency import Answer, idempotent, request_fingerprint
+from orders.idempotency import request_fingerprint
 from orders.models import Order
 
 MAX_LINES = 100
 MAX_QUANTITY = 1000
-
-
-class FiniteFloatField(serializers.FloatField):
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("invalid")
-        return value
 
 
 class OrderOutput(serializers.Serializer):
@@ -81,51 +73,46 @@ class OrderOutput(serializers.Serializer):
 
 def _product_pk(value: str) -> int | None:
     """Product ids are opaque strings to clients; ours are bigints. Anything else names no product."""
-    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else None
+    return bigint_id(value)
 
 
 class OrderCreateInput(serializers.Serializer):
+    """The request's shape only. What needs the database (store and products active, of that store, no duplicate
+    lines, one currency) is checked where the order is written (`services.order_place`), in the same statement."""
+
     class Line(serializers.Serializer):
         product_id = serializers.CharField(max_length=32)
         quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
 
     class Delivery(serializers.Serializer):
         address = serializers.CharField(max_length=500)
-        lat = FiniteFloatField(min_value=-90, max_value=90)
-        lng = FiniteFloatField(min_value=-180, max_value=180)
+        lat = JSONNumberField(min_value=-90, max_value=90)
+        lng = JSONNumberField(min_value=-180, max_value=180)
 
     store_id = serializers.UUIDField()
     items = Line(many=True, allow_empty=False, max_length=MAX_LINES)
     delivery = Delivery()
     payment_token = serializers.CharField(max_length=255)
 
-    def validate(self, attrs):
-        store = Store.objects.filter(pk=attrs["store_id"], is_active=True).first()
-        if store is None:
-            raise serializers.ValidationError({"store_id": ["No such active store."]}, code="unknown_store")
-        ids = [line["product_id"] for line in attrs["items"]]
-        products = Product.objects.in_bulk([pk for pk in map(_product_pk, ids) if pk is not None])
-        errors = {}
-        for index, product_id in enumerate(ids):
-            product = products.get(_product_pk(product_id))
-            if ids.index(product_id) != index:
-                errors[index] = {"product_id": [serializers.ErrorDetail("Duplicate product line.", code="duplicate")]}
-            elif product is None or not product.is_active:
-                errors[index] = {
-                    "product_id": [serializers.ErrorDetail("No such active product.", code="unknown_product")]
-                }
-            elif product.store_id != store.pk:
-                errors[index] = {
-                    "product_id": [serializers.ErrorDetail("Product of another store.", code="wrong_store")]
-                }
-        if errors:
-            raise serializers.ValidationError({"items": [errors.get(i, {}) for i in range(len(ids))]})
-        attrs["store"] = store
-        attrs["lines"] = [
-            services.LineInput(product=products[_product_pk(line["product_id"])], quantity=line["quantity"])
-            for line in attrs["items"]
-        ]
-        return attrs
+
+# What the client reads for each rule `order_place` enforces.
+REJECTION_MESSAGES = {
+    "unknown_store": "No such active store.",
+    "unknown_product": "No such active product.",
+    "wrong_store": "Product of another store.",
+    "duplicate": "Duplicate product line.",
+    "mixed_currency": "An order is paid in one currency; this product is priced in another than the first line.",
+}
+
+
+def _rejection(exc: services.OrderRejected, line_count: int) -> serializers.ValidationError:
+    store = [ErrorDetail(REJECTION_MESSAGES[code], code=code) for line, code in exc.problems if line is None]
+    if store:
+        return serializers.ValidationError({"store_id": store})
+    lines = [{} for _ in range(line_count)]
+    for line, code in exc.problems:
+        lines[line] = {"product_id": [ErrorDetail(REJECTION_MESSAGES[code], code=code)]}
+    return serializers.ValidationError({"items": lines})
 
 
 class OrderFilter(serializers.Serializer):
@@ -161,27 +148,36 @@ class OrderListApi(APIView):
         data = OrderCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-
-        def place() -> Answer:
-            order = services.order_create(
-                customer=request.user, store=v["store"], lines=v["lines"], delivery_address=v["delivery"]["address"],
+        lines = [services.OrderLineRequest(_product_pk(line["product_id"]), line["quantity"]) for line in v["items"]]
+        try:
+            placed = services.order_place(
+                customer_id=request.user.pk, idempotency_key=key, fingerprint=request_fingerprint(request.data),
+                store_id=v["store_id"], delivery_address=v["delivery"]["address"],
+                lines=lines,
                 delivery_lat=v["delivery"]["lat"], delivery_lng=v["delivery"]["lng"], payment_token=v["payment_token"],
             )  # fmt: skip
-            return Answer(status.HTTP_201_CREATED, OrderOutput(order).data)
-
-        answer = idempotent(user=request.user, key=key, fingerprint=request_fingerprint(request.data), action=place)
-        if not answer.replayed:
-            return Response(answer.body, status=answer.status)
-        content_type = PROBLEM_CONTENT_TYPE if answer.status >= 400 else None
-        return Response(answer.body, status=answer.status, content_type=content_type,
-                        headers={"Idempotent-Replayed": "true"})  # fmt: skip
+        except services.OrderRejected as exc:
+            raise _rejection(exc, len(v["items"])) from exc
+        except services.IdempotencyKeyReused as exc:
+            raise Problem("This Idempotency-Key was already used with another request body.",
+                          code="idempotency_key_reused", status=422) from exc  # fmt: skip
+        except services.IdempotencyKeyInFlight as exc:
+            raise Conflict("A request with this Idempotency-Key is still being processed.",
+                           code="idempotency_in_flight") from exc  # fmt: skip
+        # The answer is the JSON the statement returned (and stored for replays): sent as it is, never re-read.
+        response = HttpResponse(
+            placed.body, status=placed.status,
+            content_type=PROBLEM_CONTENT_TYPE if placed.status >= 400 else "application/json",
+        )  # fmt: skip
+        if placed.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
     @extend_schema(parameters=[OrderFilter], responses=OrderOutput(many=True))
     def get(self, request):
         filters = OrderFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        orders = selectors.orders_visible_to(request.user).select_related("payment", "driver_user")
-        orders = orders.prefetch_related("lines", "timeline")
+        orders = selectors.orders_visible_to(request.user).with_details()
         if "status" in filters.validated_data:
             orders = orders.filter(status=filters.validated_data["status"])
         paginator = CursorPage()

@@ -1,16 +1,23 @@
 """The transactional outbox and its relay.
 
-`outbox_record` writes the event in the caller's transaction; right after commit the relay hands it to
-the subscribers that apps registered with `subscribe` (upper apps do so in `AppConfig.ready()`), then
-marks it published. Whatever the relay misses (a crash, a broker outage) the sweeper publishes later.
+`outbox_record` writes the event in the caller's transaction, nothing more: no broker call and no second
+UPDATE on the request's path. The relay (`manage.py outbox_relay`, the Procfile's `relay` line) polls the
+unpublished rows every OUTBOX_RELAY_POLL_SECONDS, hands each to the subscribers that apps registered with
+`subscribe` (upper apps do so in `AppConfig.ready()`) and marks the batch published. Several relays may run:
+each takes its batch with `FOR UPDATE SKIP LOCKED`. A relay that dies mid-batch leaves its rows unpublished
+(the lock goes with its connection), so the next relay - or the sweeper's `outbox_publish` - delivers them again.
 Delivery is at least once: subscribers must be idempotent and fast (they enqueue work, they don't do it).
+
+Why a poll and not LISTEN/NOTIFY: PostgreSQL serialises the commits of every transaction that sends NOTIFY
+on one lock (the notification queue), which would cap order placing near one commit per WAL flush.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from orders.models import OutboxEvent
@@ -30,31 +37,43 @@ def subscribe(topic: str, handler: Callable[[dict], None]) -> None:
 
 
 def outbox_record(*, topic: str, payload: dict) -> OutboxEvent:
-    event = OutboxEvent.objects.create(topic=topic, payload=payload)
-    transaction.on_commit(lambda: _relay(event))
-    return event
-
-
-def _relay(event: OutboxEvent) -> None:
-    """The fast path, right after commit: deliver the event in hand and mark it, two round trips.
-
-    No row lock is needed: the sweeper only takes events older than OUTBOX_STALE_AFTER_SECONDS, and
-    should both ever deliver one, subscribers are idempotent."""
-    if _deliver(event):
-        OutboxEvent.objects.filter(pk=event.pk).update(published_at=timezone.now())
+    return OutboxEvent.objects.create(topic=topic, payload=payload)
 
 
 def outbox_publish(*, event_ids: list[int] | None = None, older_than=None, batch: int = 500) -> int:
-    """Publish unpublished events (the given ones, or those older than `older_than`); returns how many."""
+    """Publish one batch of unpublished events (the given ones, or those older than `older_than`, or any);
+    returns how many were delivered. Rows are locked while their events are handed over, so two relays
+    never publish the same event at once; a subscriber that fails leaves its event for the next pass."""
+    return _publish(event_ids=event_ids, older_than=older_than, batch=batch)[0]
+
+
+def _publish(*, event_ids, older_than, batch: int) -> tuple[int, int]:
     with transaction.atomic():
         events = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
         if event_ids is not None:
             events = events.filter(pk__in=event_ids)
         if older_than is not None:
             events = events.filter(created_at__lt=older_than)
-        published = [event.pk for event in events.order_by("pk")[:batch] if _deliver(event)]
-        OutboxEvent.objects.filter(pk__in=published).update(published_at=timezone.now())
-    return len(published)
+        taken = list(events.order_by("pk")[:batch])
+        published = [event.pk for event in taken if _deliver(event)]
+        if published:
+            OutboxEvent.objects.filter(pk__in=published).update(published_at=timezone.now())
+    return len(published), len(taken) - len(published)
+
+
+def outbox_relay(*, poll_seconds: float, batch: int, stop: Callable[[], bool]) -> None:
+    """The relay process's loop: publish while there is a backlog, otherwise wait `poll_seconds`."""
+    while not stop():
+        try:
+            published, failed = _publish(event_ids=None, older_than=None, batch=batch)
+        except Exception:  # the database went away: keep the process, try again after a pause
+            logger.exception("outbox relay pass failed; retrying")
+            close_old_connections()
+            published, failed = 0, 1
+        if failed:  # the broker or the database is down: don't spin on it
+            time.sleep(max(poll_seconds, 1.0))
+        elif published < batch:
+            time.sleep(poll_seconds)
 
 
 def _deliver(event: OutboxEvent) -> bool:

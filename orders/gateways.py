@@ -1,23 +1,44 @@
-"""The payment gateway edge. `PaymentGateway` is the port; `MockGateway` is a real implementation
-with its own books (GatewayLedgerEntry), so double charges are visible, not assumed away.
+"""The payment gateway edge. `PaymentGateway` is the port; settings.PAYMENT_GATEWAY names the class in use
+(`sandbox.gateway.MockGateway` in development and tests: a real implementation with its own books).
 
 Every call takes an idempotency key: the gateway must never act twice for one key. The saga uses the
 order id as the charge key, so a retried or re-driven charge can never take the money twice.
+
+The circuit breaker is gateway-wide (its state lives in Redis, shared by every worker). What counts:
+- A decline is an answer, not a failure: it never counts, and like any answer it resets the count.
+- A `GatewayError` (unreachable, timed out, 5xx) counts, whichever card it was for. From our side one
+  card's error and an outage look the same, so an adapter for a real gateway must report a problem
+  that belongs to one card (invalid card, processing refused) as a decline, never as a GatewayError.
+  The count is of *consecutive* failures: one success in between resets it, so a lone failing card
+  among healthy traffic never opens the breaker.
+- An open breaker only *delays* charges (`CircuitOpen.retry_in`: until it half-opens): the saga does
+  not spend a charge attempt on it, so an outage of others can never cancel a healthy order.
 """
 
-import time
+import logging
+import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 
 import pybreaker
 import redis
 from django.conf import settings
-from django.db import IntegrityError
 from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
     """The gateway could not be reached or did not answer in time: worth retrying."""
+
+
+class CircuitOpen(Exception):  # a state, not a failed call: nothing was attempted
+    """The breaker is open: the gateway was not called. Try again in `retry_in` seconds."""
+
+    def __init__(self, retry_in: float):
+        super().__init__(f"payment gateway circuit open: retry in {retry_in:.1f}s")
+        self.retry_in = retry_in
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,13 @@ class RefundResult:
     refunded_amount: int  # 0 when there was nothing charged to refund
 
 
+@dataclass(frozen=True)
+class GatewayBooks:
+    charges: int  # how many charges the gateway booked for one reference: more than 1 is a double charge
+    charged: int
+    refunded: int
+
+
 class PaymentGateway:
     def charge(
         self, *, idempotency_key: str, reference: str, amount: int, currency: str, token: str, timeout: float
@@ -42,58 +70,12 @@ class PaymentGateway:
         """Refund in full whatever `charge_key` charged; nothing if it never charged."""
         raise NotImplementedError
 
+    def books(self) -> dict[str, GatewayBooks] | None:
+        """The gateway's own record per reference (the order id), for reconciliation with Courier's records.
 
-class MockGateway(PaymentGateway):
-    """Tokens: `tok_declined` is declined at once; `tok_error` fails every attempt like an outage;
-    `tok_slow` succeeds after `SLOW_SECONDS` (the answer is slow, the charge is booked at once, as when
-    a real gateway's response is lost in transit); anything else succeeds."""
-
-    SLOW_SECONDS = 2.0
-
-    def charge(self, *, idempotency_key, reference, amount, currency, token, timeout):
-        from orders.models import GatewayLedgerEntry
-
-        if token == "tok_error":
-            raise GatewayError("payment gateway unavailable (mock outage)")
-        if token == "tok_declined":
-            return ChargeResult(succeeded=False, decline_reason="card_declined")
-        entry = self._book(
-            GatewayLedgerEntry, idempotency_key, reference, GatewayLedgerEntry.Kind.CHARGE, amount, currency
-        )
-        if token == "tok_slow":
-            time.sleep(min(self.SLOW_SECONDS, timeout))
-            if timeout < self.SLOW_SECONDS:
-                raise GatewayError("payment gateway timed out")
-        return ChargeResult(succeeded=True, reference=f"ch_{entry.pk}")
-
-    def refund(self, *, idempotency_key, charge_key, timeout):
-        from orders.models import GatewayLedgerEntry
-
-        charge = GatewayLedgerEntry.objects.filter(
-            idempotency_key=charge_key, kind=GatewayLedgerEntry.Kind.CHARGE
-        ).first()
-        if charge is None:
-            return RefundResult(refunded_amount=0)
-        entry = self._book(
-            GatewayLedgerEntry,
-            idempotency_key,
-            charge.reference,
-            GatewayLedgerEntry.Kind.REFUND,
-            charge.amount,
-            charge.currency,
-        )
-        return RefundResult(refunded_amount=entry.amount)
-
-    @staticmethod
-    def _book(model, key, reference, kind, amount, currency):
-        try:
-            entry, _ = model.objects.get_or_create(
-                idempotency_key=key,
-                defaults={"reference": reference, "kind": kind, "amount": amount, "currency": currency},
-            )
-        except IntegrityError:  # a concurrent call with the same key booked it first
-            entry = model.objects.get(idempotency_key=key)
-        return entry
+        None (the default) when the gateway offers no such report: the money invariant then rests on
+        Courier's own records alone."""
+        return None
 
 
 @cache
@@ -101,23 +83,60 @@ def get_gateway() -> PaymentGateway:
     return import_string(settings.PAYMENT_GATEWAY)()
 
 
-@cache
 def get_breaker() -> pybreaker.CircuitBreaker:
-    """One breaker for every worker process: its state lives in Redis."""
-    storage = pybreaker.CircuitRedisStorage(
-        pybreaker.STATE_CLOSED, redis.Redis.from_url(settings.REDIS_URL), namespace="payment-gateway"
+    """The gateway-wide breaker: its state lives in Redis, shared by every worker process. Built per
+    call (cheap: the state is read from the storage) so it always follows the settings. Without Redis
+    it falls back to a per-process breaker: payments go on (pybreaker's storage reads as closed too)."""
+    global _storage
+    if _storage is None:
+        try:
+            _storage = _redis_storage()
+        except redis.RedisError:
+            logger.warning("circuit breaker state unreachable in Redis: using a per-process breaker for now")
+            return _new_breaker(pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED))
+    return _new_breaker(_storage)
+
+
+_storage: pybreaker.CircuitRedisStorage | None = None
+
+
+def _redis_storage() -> pybreaker.CircuitRedisStorage:
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
     )
+    return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace="payment-gateway")
+
+
+def _new_breaker(storage) -> pybreaker.CircuitBreaker:
     return pybreaker.CircuitBreaker(
         fail_max=settings.PAYMENT_BREAKER_FAIL_MAX,
         reset_timeout=settings.PAYMENT_BREAKER_RESET_SECONDS,
         state_storage=storage,
         name="payment-gateway",
+        # The call that trips the breaker did reach the gateway: let its own GatewayError through, so
+        # CircuitBreakerError only ever means "not attempted".
+        throw_new_error_on_trip=False,
     )
 
 
 def guarded(call, /, **kwargs):
-    """Run a gateway call behind the circuit breaker; an open circuit is a GatewayError like any outage."""
+    """Run a gateway call behind the circuit breaker. An open circuit raises CircuitOpen (nothing was
+    attempted); a failed call raises GatewayError."""
+    breaker = get_breaker()
     try:
-        return get_breaker().call(call, timeout=settings.PAYMENT_TIMEOUT_SECONDS, **kwargs)
+        return breaker.call(call, timeout=settings.PAYMENT_TIMEOUT_SECONDS, **kwargs)
     except pybreaker.CircuitBreakerError as exc:
-        raise GatewayError(f"payment gateway circuit open: {exc}") from exc
+        raise CircuitOpen(_until_half_open(breaker)) from exc
+
+
+def _until_half_open(breaker: pybreaker.CircuitBreaker) -> float:
+    """Seconds until the open breaker lets a trial call through, plus jitter so the waiting charges
+    do not all arrive in the same instant."""
+    opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public accessor
+    remaining = breaker.reset_timeout
+    if opened_at is not None:
+        remaining = (opened_at - datetime.now(UTC)).total_seconds() + breaker.reset_timeout
+    # opened_at is stored in whole seconds: up to 1 s early, so never wait less than that.
+    return max(remaining, 0.0) + 1.0 + random.uniform(0, min(2.0, breaker.reset_timeout / 4))

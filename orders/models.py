@@ -4,14 +4,22 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from common.money import money
 from inventory.models import Product, Store
+
+
+class OrderQuerySet(models.QuerySet):
+    def with_details(self) -> "OrderQuerySet":
+        """Everything the order's API shape (`orders.api.OrderOutput`) reads, in three queries for any number
+        of orders: the one definition for every view that answers with orders."""
+        return self.select_related("payment", "driver_user").prefetch_related("lines", "timeline")
 
 
 class Order(models.Model):
     class Status(models.TextChoices):
         RESERVED = "reserved"  # stock held, payment not yet taken
         PAID = "paid"  # charged and stock committed; waiting for a driver
-        ASSIGNED = "assigned"  # a driver holds it (driver may be null briefly after a decline, while re-dispatching)
+        ASSIGNED = "assigned"  # a driver holds it, or held it and gave it back (then `awaiting_driver` again)
         PICKED_UP = "picked_up"  # on its way; no longer cancellable
         DELIVERED = "delivered"  # final
         CANCELLED = "cancelled"  # final; stock and money given back
@@ -23,11 +31,11 @@ class Order(models.Model):
         CUSTOMER = "customer"
         STAFF = "staff"
 
-    # The only allowed moves; `order_transition` checks every status change against this.
+    # The only allowed moves; `services._transition` checks every status change against this.
     TRANSITIONS = {
         Status.RESERVED: {Status.PAID, Status.CANCELLED},
         Status.PAID: {Status.ASSIGNED, Status.CANCELLED},
-        Status.ASSIGNED: {Status.ASSIGNED, Status.PICKED_UP, Status.CANCELLED},
+        Status.ASSIGNED: {Status.PICKED_UP, Status.CANCELLED},
         Status.PICKED_UP: {Status.DELIVERED},
         Status.DELIVERED: set(),
         Status.CANCELLED: set(),
@@ -36,8 +44,13 @@ class Order(models.Model):
     ACTIVE = {Status.RESERVED, Status.PAID, Status.ASSIGNED, Status.PICKED_UP}
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders")
+    # No index of its own: `order_customer_recent` starts with it.
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    # No index: only a store's deletion (refused while it has orders) looks orders up by store, and every index
+    # costs every order placed.
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RESERVED)
     # null, not "": the contract's `cancel_reason` is null unless cancelled, and a CHECK ties it to the status
     cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, null=True, blank=True)  # noqa: DJ001
@@ -47,6 +60,9 @@ class Order(models.Model):
     delivery_lat = models.FloatField()
     delivery_lng = models.FloatField()
     payment_token = models.CharField(max_length=255)
+    # Inside the platform only (the contract's `status` never moves backwards): paid, or assigned and given back
+    # by its driver, and no driver holds it yet. Dispatch works from this; a CHECK keeps it true to the status.
+    awaiting_driver = models.BooleanField(default=False, db_default=False)
     # The driver lives in an upper app: referenced by its id, and by its user for access checks.
     driver_id = models.BigIntegerField(null=True, blank=True)
     driver_user = models.ForeignKey(
@@ -54,6 +70,8 @@ class Order(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -65,7 +83,14 @@ class Order(models.Model):
                 condition=Q(status="cancelled", cancel_reason__isnull=False)
                 | (~Q(status="cancelled") & Q(cancel_reason__isnull=True)),
                 name="order_cancel_reason_iff_cancelled",
-            )
+            ),
+            # A paid order always awaits its first driver; only an assigned one may await the next, without one.
+            models.CheckConstraint(
+                condition=Q(status="paid", awaiting_driver=True, driver_id__isnull=True)
+                | Q(status="assigned", awaiting_driver=True, driver_id__isnull=True)
+                | (~Q(status="paid") & Q(awaiting_driver=False)),
+                name="order_awaiting_driver_follows_status",
+            ),
         ]
 
     def __str__(self):
@@ -73,13 +98,14 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)  # unique below
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField()
     unit_price = models.PositiveIntegerField()
 
     class Meta:
+        ordering = ["id"]  # the client's order of lines: `orders_place` inserts them in it
         constraints = [models.UniqueConstraint(fields=["order", "product"], name="order_line_unique_product")]
 
     def __str__(self):
@@ -114,19 +140,35 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.status} {self.amount} {self.currency}"
+        return f"{self.get_status_display()} {money(self.amount, self.currency)}"
 
 
 class TimelineEntry(models.Model):
     """The saga log: one row per step attempt and per compensation."""
+
+    class Step(models.TextChoices):
+        """Every step the saga and the delivery record (the contract's `timeline[].step`), owned here so
+        orders, delivery and tracking name them one way."""
+
+        RESERVE_STOCK = "reserve_stock"  # stock held for every line: the order exists
+        CHARGE_PAYMENT = "charge_payment"  # one gateway charge attempt
+        COMMIT_STOCK = "commit_stock"  # paid: the held units leave the shelf
+        RELEASE_STOCK = "release_stock"  # compensation before payment: holds given back
+        RESTOCK = "restock"  # compensation after payment: committed units back on the shelf
+        REFUND_PAYMENT = "refund_payment"  # compensation: money given back (or nothing was taken)
+        ASSIGN_DRIVER = "assign_driver"  # a driver holds the order (failed: none found in time)
+        UNASSIGN_DRIVER = "unassign_driver"  # the driver gave it back, or staff took it away
+        ACCEPT_DELIVERY = "accept_delivery"  # the driver accepted
+        PICK_UP = "pick_up"  # the driver has the goods
+        DELIVER = "deliver"  # handed over
 
     class Status(models.TextChoices):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         DECLINED = "declined"
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="timeline")
-    step = models.CharField(max_length=32)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="timeline", db_index=False)  # index below
+    step = models.CharField(max_length=32, choices=Step.choices)
     status = models.CharField(max_length=16, choices=Status.choices)
     attempt = models.PositiveIntegerField(default=1)
     detail = models.CharField(max_length=500, blank=True)
@@ -151,7 +193,8 @@ class OutboxEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
+            # What the relay polls for, in id order: small, as published rows leave it.
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
         ]
 
     def __str__(self):
@@ -159,13 +202,18 @@ class OutboxEvent(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """One per (user, key): the request's fingerprint and, once finished, the answer to replay."""
+    """One per (user, key): the request's fingerprint and the answer to replay.
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    Written by `orders_place` in the same statement as the order, so a key never exists without its answer:
+    a request that fails leaves nothing behind, and its retry runs afresh. "In flight" is a transaction-level
+    advisory lock on (user, key), released by PostgreSQL however the transaction ends."""
+
+    # No index of its own: the unique (user, key) starts with it.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField(null=True)  # null while the first request is in flight
-    response_body = models.JSONField(null=True)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -173,26 +221,3 @@ class IdempotencyKey(models.Model):
 
     def __str__(self):
         return f"{self.user_id}:{self.key}"
-
-
-class GatewayLedgerEntry(models.Model):
-    """The mock payment gateway's own books: what an outside gateway would record on its side.
-
-    Unique per idempotency key, as a real gateway guarantees: the same key never charges twice.
-    """
-
-    class Kind(models.TextChoices):
-        CHARGE = "charge"
-        REFUND = "refund"
-
-    idempotency_key = models.CharField(max_length=255, unique=True)
-    reference = models.CharField(
-        max_length=64, db_index=True, help_text="What the merchant says it is for: the order id."
-    )
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    amount = models.PositiveBigIntegerField()
-    currency = models.CharField(max_length=3)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return f"{self.kind} {self.amount} {self.currency} ({self.idempotency_key})"

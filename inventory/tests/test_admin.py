@@ -3,9 +3,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from common.testing import ProductFactory
 from inventory import services
 from inventory.models import Product, Reservation, Store
+from inventory.tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def test_product_changelist_shows_on_hand_reserved_and_available(admin_client, p
 
     assert response.status_code == 200
     row = next(r for r in response.context["cl"].result_list if r.pk == product.pk)
-    assert (row.on_hand, row.reserved, row.available_stock) == (10, 3, 7)
+    assert (row.on_hand, row.reserved, row.available) == (10, 3, 7)
     for header in ["On hand", "Reserved", "Available"]:
         assert header in response.content.decode()
 

@@ -1,11 +1,15 @@
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
-from common.testing import ProductFactory, StoreFactory
+from accounts.tests.factories import bearer_client
 from inventory import services
 from inventory.models import Product, Store
+from inventory.tests.factories import ProductFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +98,8 @@ def test_catalog_needs_credentials(store, product):
     [
         ({"lat": 91}, "lat"), ({"lat": -90.0001}, "lat"), ({"lng": 181}, "lng"), ({"lng": "east"}, "lng"),
         ({"name": ""}, "name"), ({"name": "x" * 201}, "name"), ({"address": None}, "address"),
-        ({"is_active": "maybe"}, "is_active"), ({"lat": None}, "lat"),
+        ({"is_active": "maybe"}, "is_active"), ({"lat": None}, "lat"), ({"lng": True}, "lng"),
+        ({"lat": "52.5"}, "lat"),
     ],
     ids=str,
 )  # fmt: skip
@@ -150,8 +155,8 @@ def test_product_list_refuses_bad_filters(customer_api, query):
     assert error_fields(customer_api.get(PRODUCTS, query)) == set(query)
 
 
-def test_product_list_with_a_bad_cursor_is_404(customer_api, product):
-    problem(customer_api.get(PRODUCTS, {"cursor": "garbage"}), 404, "not_found")
+def test_product_list_with_a_bad_cursor_is_400(customer_api, product):
+    problem(customer_api.get(PRODUCTS, {"cursor": "garbage"}), 400, "invalid_cursor")
 
 
 def test_product_detail_shows_available(customer_api, product):
@@ -209,6 +214,37 @@ def test_duplicate_sku_in_the_same_store_is_400(staff_api, store):
 
     assert error_fields(staff_api.post(PRODUCTS, product_body(store), format="json")) == {"sku"}
     assert Product.objects.count() == 1
+
+
+def test_product_create_refuses_a_taken_sku_with_a_domain_error(store):
+    ProductFactory(store=store, sku="OAT-1")
+
+    with pytest.raises(services.SkuTaken):
+        services.product_create(store=store, sku="OAT-1", name="Oat milk", price=249, currency="EUR", stock=1)
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_of_one_sku_give_one_product_and_400s_never_a_500(staff):
+    # given one store and eight staff requests for the same SKU, released at the same instant
+    store = StoreFactory()
+    clients = [bearer_client(staff) for _ in range(8)]
+    barrier = Barrier(len(clients))
+
+    def create(client):
+        try:
+            barrier.wait()
+            return client.post(PRODUCTS, product_body(store), format="json").status_code
+        finally:
+            close_old_connections()
+
+    # when they race past any check made before the insert
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        statuses = sorted(pool.map(create, clients))
+
+    # then the unique constraint decides: one product, the others answered as invalid input
+    assert statuses == [201] + [400] * 7
+    assert Product.objects.filter(store=store, sku="OAT-1").count() == 1
 
 
 def test_same_sku_in_another_store_is_fine(staff_api, store):

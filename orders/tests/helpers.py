@@ -1,7 +1,9 @@
 from django.core.management import call_command
 
-from common.testing import ProductFactory, StoreFactory, UserFactory
+from accounts.tests.factories import UserFactory
+from inventory.tests.factories import ProductFactory, StoreFactory
 from orders import services
+from orders.gateways import GatewayBooks, get_gateway
 from orders.models import Order
 
 
@@ -20,6 +22,11 @@ def run_saga(order) -> None:
         if services.order_saga_advance(order_id=order.pk) is None:
             return
     raise AssertionError("saga did not come to rest")
+
+
+def gateway_books(order) -> GatewayBooks:
+    """What the configured gateway booked for the order (the sandbox gateway offers its books)."""
+    return get_gateway().books().get(str(order.pk), GatewayBooks(charges=0, charged=0, refunded=0))
 
 
 def assert_invariants() -> None:

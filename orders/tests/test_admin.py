@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import redis
@@ -7,8 +8,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from common.testing import ProductFactory, StoreFactory, UserFactory
+from accounts.tests.factories import UserFactory
 from inventory.models import Product, Reservation
+from inventory.tests.factories import ProductFactory, StoreFactory
 from orders import services
 from orders.models import Order
 from orders.tests.helpers import assert_invariants, place_order, run_saga
@@ -229,3 +231,29 @@ def test_outbox_changelist_renders(admin_client):
 
     assert admin_client.get("/admin/orders/outboxevent/").status_code == 200
     assert admin_client.get("/admin/orders/outboxevent/?published_at__isempty=1").status_code == 200
+
+
+def test_the_order_page_formats_money_times_and_the_driver_for_people(admin_client):
+    order = place_order()
+    run_saga(order)
+    driver = UserFactory(name="Dev Driver")
+    services.order_assign_driver(order_id=order.pk, driver_id=7, driver_user_id=driver.pk)
+    order.refresh_from_db()
+
+    html = admin_client.get(f"{CHANGELIST}{order.pk}/change/").content.decode()
+
+    assert "Succeeded 25.00 EUR" in html and "2500 EUR" not in html  # the payment's header
+    assert re.search(r"\d\d:\d\d:\d\d\.\d{3}", html)  # saga times to the millisecond
+    assert "Driver user" not in html and "Driver id" not in html
+    assert 'href="/admin/delivery/driver/7/change/">Dev Driver</a>' in html
+    assert f'href="/track/{order.pk}/"' in html and 'href="/admin/live-map/"' in html
+
+
+def test_the_order_list_shows_short_ids_linking_to_the_full_order(admin_client):
+    order = place_order(token="tok_declined")
+    run_saga(order)
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    assert f'href="/admin/orders/order/{order.pk}/change/" title="{order.pk}">{str(order.pk)[:8]}</a>' in html
+    assert "Cancelled (payment declined)" in html and "25.00 EUR" in html

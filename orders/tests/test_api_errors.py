@@ -6,8 +6,10 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from common.testing import ProductFactory, StoreFactory, UserFactory, bearer_client
+from accounts.tests.factories import UserFactory, bearer_client
 from inventory.models import Product, Reservation
+from inventory.services import MAX_ON_HAND
+from inventory.tests.factories import ProductFactory, StoreFactory
 from orders import services
 from orders.models import IdempotencyKey, Order, OutboxEvent, Payment
 from orders.tests.helpers import assert_invariants, place_order, run_saga
@@ -140,6 +142,27 @@ def test_duplicate_lines_spelled_differently(customer_api, store, product):
     assert bad_input(response, product) == {"items.1.product_id"}
 
 
+def test_mixed_currencies_are_refused_not_summed(customer_api, store, product):
+    dollars = ProductFactory(store=store, currency="USD")
+
+    response = post(customer_api, body_for(store, (product, 1), (dollars, 1)))
+
+    assert bad_input(response, product, dollars) == {"items.1.product_id"}
+    assert response.json()["errors"][0]["code"] == "mixed_currency"
+
+
+@pytest.mark.parametrize("spellings", [("1", "01"), ("7", "007"), ("1", 1)], ids=repr)
+def test_duplicate_lines_with_leading_zeros(customer_api, store, spellings):
+    product = ProductFactory(store=store, pk=int(spellings[0]))
+    body = body_for(store, (product, 1), (product, 2))
+    body["items"][0]["product_id"], body["items"][1]["product_id"] = spellings
+
+    response = post(customer_api, body)
+
+    assert bad_input(response, product) == {"items.1.product_id"}
+    assert response.json()["errors"][0]["code"] == "duplicate"
+
+
 def test_more_than_100_lines(customer_api, store):
     products = ProductFactory.create_batch(101, store=store)
 
@@ -193,7 +216,8 @@ def test_inactive_store(customer_api, product):
         ({"lat": 91}, "lat"), ({"lat": -91}, "lat"), ({"lng": 181}, "lng"), ({"lng": -180.5}, "lng"),
         ({"lat": "north"}, "lat"), ({"lat": None}, "lat"), ({"lat": "NaN"}, "lat"), ({"lng": "Infinity"}, "lng"),
         ({"lat": "-inf"}, "lat"), ({"lat": "1e400"}, "lat"), ({"address": ""}, "address"),
-        ({"address": "x" * 501}, "address"), ({"address": None}, "address"),
+        ({"address": "x" * 501}, "address"), ({"address": None}, "address"), ({"lat": True}, "lat"),
+        ({"lng": False}, "lng"), ({"lat": "52.5"}, "lat"), ({"lng": [13.4]}, "lng"),
     ],
     ids=repr,
 )  # fmt: skip
@@ -409,12 +433,32 @@ def test_list_with_a_bad_status_is_400(customer_api, status):
     assert {e["field"] for e in problem(response, 400, "validation_error")["errors"]} == {"status"}
 
 
-def test_list_with_a_bad_limit_or_cursor(customer_api, customer):
+@pytest.mark.parametrize("limit", ["lots", -5, 0, "1.5", "²", "9" * 30], ids=repr)
+def test_list_with_a_bad_limit_is_400(customer_api, customer, limit):
     place_order(customer=customer)
 
-    assert customer_api.get(ORDERS, {"limit": "lots"}).status_code == 200  # falls back to the default size
-    assert customer_api.get(ORDERS, {"limit": -5}).status_code == 200
-    problem(customer_api.get(ORDERS, {"cursor": "garbage"}), 404, "not_found")
+    assert {
+        e["field"] for e in problem(customer_api.get(ORDERS, {"limit": limit}), 400, "validation_error")["errors"]
+    } == {"limit"}
+
+
+def test_empty_limit_cursor_and_filter_mean_none_given_and_big_limits_are_capped(customer_api, customer):
+    for _ in range(3):
+        place_order(customer=customer)
+
+    assert len(customer_api.get(ORDERS, {"limit": "", "cursor": "", "status": ""}).json()["results"]) == 3
+    assert len(customer_api.get(ORDERS, {"limit": 10**6}).json()["results"]) == 3
+
+
+BAD_CURSORS = {"junk": "garbage", "p=not-a-time": "cD1ub3QtYS10aW1l", "o=-1": "bz0tMQ==", "bad-padding": "YQ",
+               "r=x": "cj14"}  # fmt: skip
+
+
+@pytest.mark.parametrize("cursor", BAD_CURSORS.values(), ids=BAD_CURSORS.keys())
+def test_list_with_a_bad_cursor_is_400(customer_api, customer, cursor):
+    place_order(customer=customer)
+
+    problem(customer_api.get(ORDERS, {"cursor": cursor}), 400, "invalid_cursor")
 
 
 def test_list_needs_credentials():
@@ -504,6 +548,31 @@ def test_cancel_once_picked_up_is_409(customer_api, customer):
     problem(customer_api.post(f"{ORDERS}/{order.pk}/cancel"), 409, "not_cancellable")
     assert Order.objects.get(pk=order.pk).status == "picked_up"
     assert Payment.objects.get(order=order).status == "succeeded"
+
+
+def test_cancel_at_the_stock_ceiling_cancels_and_fills_the_shelf(customer_api, customer, store):
+    """The units bought come back while staff restocked up to the integer ceiling in between."""
+    product = ProductFactory(store=store, on_hand=MAX_ON_HAND)
+    order = place_order(customer=customer, product=product, quantity=3)
+    run_saga(order)
+    Product.objects.filter(pk=product.pk).update(on_hand=MAX_ON_HAND - 1)
+
+    response = customer_api.post(f"{ORDERS}/{order.pk}/cancel")
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["status"], response.json()["payment"]["status"]) == ("cancelled", "refunded")
+    assert Product.objects.get(pk=product.pk).on_hand == MAX_ON_HAND
+    assert_invariants()
+
+
+def test_order_next_to_the_stock_ceiling_is_409_not_500(customer_api, store):
+    product = ProductFactory(store=store, on_hand=MAX_ON_HAND)
+    Product.objects.filter(pk=product.pk).update(reserved=MAX_ON_HAND - 5)
+
+    body = problem(post(customer_api, body_for(store, (product, 1000))), 409, "out_of_stock")
+
+    assert body["items"] == [{"product_id": str(product.pk), "requested": 1000, "available": 5}]
+    assert Product.objects.get(pk=product.pk).reserved == MAX_ON_HAND - 5
 
 
 def test_cancel_needs_credentials_and_post():

@@ -6,11 +6,12 @@ from threading import Barrier
 import pytest
 from django.db import close_old_connections
 
-from common.testing import ProductFactory, UserFactory, bearer_client
+from accounts.tests.factories import UserFactory, bearer_client
 from inventory.models import Product
+from inventory.tests.factories import ProductFactory
 from orders import services
-from orders.models import GatewayLedgerEntry, Order
-from orders.tests.helpers import assert_invariants, place_order
+from orders.models import Order
+from orders.tests.helpers import assert_invariants, gateway_books, place_order
 from orders.tests.test_create_api import order_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,7 +91,7 @@ def test_charge_step_running_concurrently_charges_once():
     order.refresh_from_db()
     product = Product.objects.get(pk=order.lines.get().product_id)
     assert order.status == "paid"
-    assert GatewayLedgerEntry.objects.filter(reference=str(order.pk), kind="charge").count() == 1
+    assert gateway_books(order).charges == 1
     assert (product.on_hand, product.reserved) == (7, 0)
     assert order.timeline.filter(step="commit_stock").count() == 1
     assert_invariants()

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from orders.models import GatewayLedgerEntry, Order
-from orders.tests.helpers import assert_invariants, place_order
+from orders.models import Order
+from orders.tests.helpers import assert_invariants, gateway_books, place_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -19,14 +19,13 @@ def wait_until(predicate, timeout=60.0, interval=0.1):
     return False
 
 
-def test_worker_killed_mid_charge_then_order_completes_charged_once(start_process, django_capture_on_commit_callbacks):
+def test_worker_killed_mid_charge_then_order_completes_charged_once(start_process):
     worker = start_process("worker")
-    with django_capture_on_commit_callbacks(execute=True):  # the relay hands the saga to the worker
-        order = place_order(quantity=2, token="tok_slow")  # booked at once, answered 2 s later
+    start_process("relay")  # hands the order's event to the saga
+    start_process("dispatch")  # paid orders are handed to dispatch (an invariant)
+    order = place_order(quantity=2, token="tok_slow")  # booked at once, answered 2 s later
 
-    assert wait_until(lambda: GatewayLedgerEntry.objects.filter(reference=str(order.pk)).exists(), timeout=30), (
-        worker.log()
-    )
+    assert wait_until(lambda: gateway_books(order).charges, timeout=30), worker.log()
     worker.kill()  # SIGKILL, pool children included, while the gateway's answer is in flight
     assert Order.objects.get(pk=order.pk).status == "reserved"
 
@@ -35,15 +34,16 @@ def test_worker_killed_mid_charge_then_order_completes_charged_once(start_proces
     start_process("beat", **recovery)
 
     assert wait_until(lambda: Order.objects.get(pk=order.pk).status == "paid", timeout=60)
-    assert GatewayLedgerEntry.objects.filter(reference=str(order.pk), kind="charge").count() == 1
+    assert gateway_books(order).charges == 1
     assert_invariants()
 
 
-def test_order_flows_to_paid_through_a_real_worker(start_process, django_capture_on_commit_callbacks):
+def test_order_flows_to_paid_through_a_real_worker(start_process):
     start_process("worker")
-    with django_capture_on_commit_callbacks(execute=True):
-        paid = place_order(token="tok_ok")
-        declined = place_order(token="tok_declined")
+    start_process("relay")
+    start_process("dispatch")  # paid orders are handed to dispatch (an invariant)
+    paid = place_order(token="tok_ok")
+    declined = place_order(token="tok_declined")
 
     assert wait_until(lambda: Order.objects.get(pk=paid.pk).status == "paid")
     assert wait_until(lambda: Order.objects.get(pk=declined.pk).status == "cancelled")

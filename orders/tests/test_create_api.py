@@ -1,6 +1,13 @@
-import pytest
+from contextlib import contextmanager
 
+import psycopg
+import pytest
+from django.db import connection
+
+from accounts.tests.factories import UserFactory, bearer_client
 from inventory.models import Product, Reservation
+from inventory.tests.factories import ProductFactory
+from orders.api import OrderOutput
 from orders.models import IdempotencyKey, Order
 
 pytestmark = pytest.mark.django_db
@@ -13,6 +20,15 @@ def order_body(store, *lines, token="tok_ok", lat=52.52, lng=13.40):
         "delivery": {"address": "Torstr. 1, Berlin", "lat": lat, "lng": lng},
         "payment_token": token,
     }
+
+
+@contextmanager
+def holding_the_key(user, key: str):
+    """Another connection in the middle of placing an order with (user, key): it holds the key's advisory lock."""
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || ':' || %s, 0))", [str(user.pk), key])
+        yield
+        other.rollback()
 
 
 def post_order(api, body, key="key-1"):
@@ -72,19 +88,26 @@ def test_same_key_other_body_is_422(customer_api, store, product):
 
 def test_key_still_in_flight_is_409(customer_api, customer, store, product):
     body = order_body(store, (product, 1))
-    from orders.idempotency import request_fingerprint
 
-    IdempotencyKey.objects.create(user=customer, key="busy", request_hash=request_fingerprint(body))
-
-    response = post_order(customer_api, body, key="busy")
+    with holding_the_key(customer, "busy"):  # another transaction is placing with this key right now
+        response = post_order(customer_api, body, key="busy")
 
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_in_flight"
-    assert Order.objects.count() == 0
+    assert Order.objects.count() == 0 and IdempotencyKey.objects.count() == 0
+    assert post_order(customer_api, body, key="busy").status_code == 201  # free once that transaction ended
+
+
+def test_the_answer_is_what_the_order_reads_like_afterwards(customer_api, store, product):
+    other = ProductFactory(store=store, price=199)
+
+    answer = post_order(customer_api, order_body(store, (other, 2), (product, 1))).json()
+
+    assert answer == OrderOutput(Order.objects.get(pk=answer["id"])).data
+    assert [item["product_id"] for item in answer["items"]] == [str(other.pk), str(product.pk)]  # client's order
 
 
 def test_keys_are_scoped_per_user(customer_api, store, product):
-    from common.testing import UserFactory, bearer_client
 
     other_api = bearer_client(UserFactory())
     post_order(customer_api, order_body(store, (product, 1)), key="shared")
@@ -104,3 +127,28 @@ def test_out_of_stock_answer_is_replayed_too(customer_api, store, product):
     assert first.status_code == again.status_code == 409
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_fails_midway_leaves_no_claim_and_its_retry_runs():
+    product = ProductFactory(on_hand=5)
+    api = bearer_client(UserFactory())
+    body = order_body(product.store, (product, 1))
+    with connection.cursor() as cursor:  # the last insert of the statement fails, as on a dying database
+        cursor.execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'disk full'; END $$;"
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON orders_idempotencykey EXECUTE FUNCTION test_refuse()"
+        )
+    api.raise_request_exception = False
+    try:
+        failed = post_order(api, body)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse ON orders_idempotencykey; DROP FUNCTION test_refuse()")
+
+    assert failed.status_code == 500
+    assert (IdempotencyKey.objects.count(), Order.objects.count(), Product.objects.get(pk=product.pk).reserved) == (
+        0, 0, 0
+    )  # fmt: skip
+    retry = post_order(api, body)
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry
