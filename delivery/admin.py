@@ -3,12 +3,16 @@ marked busy by hand, or an assignment edited in a form, would break "busy iff on
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from common.admin import short_id, time_ago, time_with_seconds
 from common.problems import Problem
-from delivery import selectors, services
+from delivery import selectors
 from delivery.models import Assignment, Driver
+from delivery.services import assignments, drivers
 
 
 class DriverCreateForm(forms.ModelForm):
@@ -39,7 +43,7 @@ class DriverAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            obj.pk = services.driver_create(user=form.cleaned_data["user"]).pk
+            obj.pk = drivers.driver_create(user=form.cleaned_data["user"]).pk
 
     def has_delete_permission(self, request, obj=None):
         return False  # history and assignments refer to drivers; take them offline instead
@@ -58,7 +62,7 @@ class DriverAdmin(admin.ModelAdmin):
     @admin.display(description="Last seen")
     def last_seen(self, driver):
         position = self._position(driver)
-        return position["recorded_at"] if position else "-"
+        return time_ago(position["recorded_at"]) if position else "never"
 
     @admin.display(description="Position")
     def position(self, driver):
@@ -77,7 +81,7 @@ class DriverAdmin(admin.ModelAdmin):
             return "-"
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((p.recorded_at.isoformat(), f"{p.lat:.5f}", f"{p.lng:.5f}", p.speed if p.speed is not None else "-",
+            ((time_with_seconds(p.recorded_at), f"{p.lat:.5f}", f"{p.lng:.5f}", p.speed if p.speed is not None else "-",
               p.heading if p.heading is not None else "-") for p in points),
         )  # fmt: skip
         return format_html(
@@ -86,18 +90,14 @@ class DriverAdmin(admin.ModelAdmin):
         )
 
 
-class ReassignForm(ActionForm):
-    driver_id = forms.IntegerField(required=False, label="to driver id", min_value=1)
-
-
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "order", "driver", "status", "assigned_at", "accepted_at", "picked_up_at", "delivered_at"]
+    list_display = ["order_link", "driver_name", "status", "assigned", "accepted", "picked_up", "delivered"]
+    list_display_links = None
     list_filter = ["status"]
-    search_fields = ["=order__id", "driver__user__email"]
+    search_fields = ["=order__id", "driver__user__email", "driver__user__name"]
     list_select_related = ["driver__user", "order"]
     readonly_fields = [f.name for f in Assignment._meta.fields]
-    action_form = ReassignForm
     actions = ["reassign"]
 
     def has_add_permission(self, request):
@@ -106,16 +106,65 @@ class AssignmentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Reassign to the driver id given above")
+    @admin.display(description="Order", ordering="order_id")
+    def order_link(self, assignment):
+        return short_id(assignment.order_id, reverse("admin:orders_order_change", args=[assignment.order_id]))
+
+    @admin.display(description="Driver", ordering="driver__user__name")
+    def driver_name(self, assignment):
+        url = reverse("admin:delivery_driver_change", args=[assignment.driver_id])
+        return format_html('<a href="{}">{}</a>', url, assignment.driver.user.name)
+
+    @admin.display(description="Assigned", ordering="assigned_at")
+    def assigned(self, assignment):
+        return time_with_seconds(assignment.assigned_at)
+
+    @admin.display(description="Accepted")
+    def accepted(self, assignment):
+        return time_with_seconds(assignment.accepted_at)
+
+    @admin.display(description="Picked up")
+    def picked_up(self, assignment):
+        return time_with_seconds(assignment.picked_up_at)
+
+    @admin.display(description="Delivered")
+    def delivered(self, assignment):
+        return time_with_seconds(assignment.delivered_at)
+
+    @admin.action(description="Reassign to an available driver near the store…")
     def reassign(self, request, queryset):
-        driver_id = request.POST.get("driver_id")
-        if not (driver_id or "").isascii() or not driver_id.isdecimal() or len(driver_id) > 18:
-            self.message_user(request, "Give the id of an available driver to reassign to.", messages.ERROR)
-            return
-        for assignment in queryset:
-            try:
-                services.assignment_reassign(assignment_id=assignment.pk, to_driver_id=int(driver_id))
-            except Problem as exc:
-                self.message_user(request, f"{assignment.order_id}: {exc.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"{assignment.order_id}: reassigned to driver {driver_id}")
+        """First the choice (a page listing the available drivers nearest the store, as dispatch would rank
+        them), then the move through the delivery service. One order at a time: each has its own store."""
+        selected = list(queryset.select_related("order__store", "driver__user")[:2])
+        if len(selected) != 1:
+            self.message_user(request, "Select one assignment to reassign.", messages.ERROR)
+            return None
+        assignment = selected[0]
+        store = assignment.order.store
+        nearby = [
+            d for d in selectors.drivers_available_near(lat=store.lat, lng=store.lng) if d["id"] != assignment.driver_id
+        ]
+        chosen = request.POST.get("driver_id")
+        if chosen is None:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Reassign an order",
+                "opts": self.model._meta,
+                "assignment": assignment,
+                "store": store,
+                "drivers": nearby,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/delivery/assignment/reassign.html", context)
+        offered = {str(driver["id"]): driver for driver in nearby}
+        if chosen not in offered:
+            self.message_user(request, f"{assignment.order_id}: that driver is not available near the store.",
+                              messages.ERROR)  # fmt: skip
+            return None
+        try:
+            assignments.assignment_reassign(assignment_id=assignment.pk, to_driver_id=int(chosen))
+        except Problem as exc:
+            self.message_user(request, f"{assignment.order_id}: {exc.detail}", messages.ERROR)
+        else:
+            self.message_user(request, f"{assignment.order_id}: reassigned to {offered[chosen]['name']}.")
+        return None

@@ -1,48 +1,36 @@
 import math
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
-from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.models import User
+from common.ids import bigint_id
 from common.pagination import CursorPage
-from delivery import selectors, services
+from delivery import selectors
 from delivery.models import Assignment, Driver
+from delivery.services import assignments, drivers, ingest
 from orders.api import OrderOutput
-from orders.models import Order
-from orders.selectors import order_get_for
+from orders.selectors import order_get_for, order_with_details
 
 MAX_POINTS = 100
+# What fromisoformat() reads but RFC 3339 is not (e.g. a NUL before the offset) is refused by this first.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 # Phones' clocks drift; a point further ahead than this is a broken clock, not a fast network.
 MAX_FUTURE_SKEW = timedelta(seconds=60)
-
-
-class TokenOnlyJWTAuthentication(JWTAuthentication):
-    """The bearer JWT without the user query: the token's user id is trusted until it expires (simplejwt's
-    stateless authentication, see TokenOnlyJWTScheme for the schema)."""
-
-    def get_user(self, validated_token):
-        return jwt_settings.TOKEN_USER_CLASS(validated_token)
-
-
-class TokenOnlyJWTScheme(SimpleJWTScheme):
-    """The same bearer JWT as everywhere; its own component name, as the schema needs one per class."""
-
-    target_class = TokenOnlyJWTAuthentication
-    name = "driverJwtAuth"
 
 
 def _driver_of(request) -> dict:
     driver = selectors.driver_for_user(user_id=request.user.pk)
     if driver is None:
-        raise services.NotADriver("Only drivers may do this.")
+        raise drivers.NotADriver("Only drivers may do this.")
     return driver
 
 
@@ -85,10 +73,10 @@ class DriverListApi(APIView):
         def validate(self, attrs):
             if ("user_id" in attrs) == ("email" in attrs):
                 raise serializers.ValidationError("Give exactly one of user_id or email.", code="one_of")
-            user_id = attrs.get("user_id", "")
-            users = User.objects.filter(
-                pk=int(user_id) if user_id.isascii() and user_id.isdecimal() and len(user_id) < 19 else None
-            ) if "user_id" in attrs else User.objects.filter(email__iexact=attrs["email"])  # fmt: skip
+            if "user_id" in attrs:
+                users = User.objects.filter(pk=bigint_id(attrs["user_id"]))
+            else:
+                users = User.objects.filter(email=User.objects.normalize_email(attrs["email"]))
             user = users.first()
             if user is None:
                 field = "user_id" if "user_id" in attrs else "email"
@@ -107,18 +95,18 @@ class DriverListApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        driver = services.driver_create(user=data.validated_data["user"])
+        driver = drivers.driver_create(user=data.validated_data["user"])
         return Response(_driver_data(driver.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[FilterSerializer], responses=DriverOutput(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        drivers = Driver.objects.select_related("user")
+        listed = Driver.objects.select_related("user")
         if "status" in filters.validated_data:
-            drivers = drivers.filter(status=filters.validated_data["status"])
+            listed = listed.filter(status=filters.validated_data["status"])
         paginator = CursorPage()
-        page = paginator.paginate_queryset(drivers, request, view=self)
+        page = paginator.paginate_queryset(listed, request, view=self)
         positions = selectors.last_known_positions([driver.pk for driver in page])
         return paginator.get_paginated_response(DriverOutput(page, many=True, context={"positions": positions}).data)
 
@@ -137,7 +125,7 @@ class DriverStatusApi(APIView):
         driver = _driver_of(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.driver_set_status(driver_id=driver["id"], status=data.validated_data["status"])
+        drivers.driver_set_status(driver_id=driver["id"], status=data.validated_data["status"])
         return Response(_driver_data(driver["id"]))
 
 
@@ -164,10 +152,13 @@ def _moment(point: dict, errors: dict, latest: datetime) -> datetime | None:
         errors["recorded_at"] = [serializers.ErrorDetail("This field is required.", code="required")]
         return None
     try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
-    except ValueError:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) and RFC3339.fullmatch(value) else None
+        # Stored in UTC: PostgreSQL refuses offsets beyond ±15:59 (Python takes up to ±23:59), and a time
+        # near year 1 or 9999 whose UTC falls outside the calendar has no place anywhere.
+        moment = moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         moment = None
-    if moment is None or moment.tzinfo is None:
+    if moment is None:
         errors["recorded_at"] = [serializers.ErrorDetail("An RFC 3339 time with offset is required.", code="invalid")]
         return None
     if moment > latest:
@@ -191,9 +182,6 @@ class LocationBatchDoc(serializers.Serializer):
 
 
 class LocationsApi(APIView):
-    # The token alone says who calls: no user query per request (the driver query checks the user is active).
-    authentication_classes = [TokenOnlyJWTAuthentication]
-
     class InputSerializer(serializers.Serializer):
         """The whole batch is checked before anything is stored. Checked by hand (`validate_points`): this is
         the hottest path of the platform and DRF's per-field machinery costs more than the insert."""
@@ -220,7 +208,7 @@ class LocationsApi(APIView):
 
     @extend_schema(
         request=LocationBatchDoc,
-        responses={202: OpenApiResponse(description='`{"accepted": n}`'),
+        responses={202: inline_serializer("LocationsAccepted", {"accepted": serializers.IntegerField()}),
                    400: OpenApiResponse(description="Any invalid point: nothing of the batch is stored"),
                    403: OpenApiResponse(description="`not_a_driver`")},
     )  # fmt: skip
@@ -228,7 +216,7 @@ class LocationsApi(APIView):
         driver = _driver_of(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        accepted = services.driver_locations_ingest(driver=driver, points=data.validated_data["points"])
+        accepted = ingest.driver_locations_ingest(driver=driver, points=data.validated_data["points"])
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -247,16 +235,15 @@ class AssignmentOutput(serializers.Serializer):
 
 def _assignment_data(assignment_id) -> dict:
     assignment = Assignment.objects.get(pk=assignment_id)
-    assignment.order = (
-        Order.objects.select_related("payment", "driver_user")
-        .prefetch_related("lines", "timeline")
-        .get(pk=assignment.order_id)
-    )
+    assignment.order = order_with_details(order_id=assignment.order_id)
     return AssignmentOutput(assignment).data
 
 
 class MyAssignmentApi(APIView):
-    @extend_schema(responses={200: AssignmentOutput, 204: OpenApiResponse(description="No active assignment")})
+    @extend_schema(
+        responses={200: AssignmentOutput, 204: OpenApiResponse(description="No active assignment"),
+                   403: OpenApiResponse(description="`not_a_driver`")},
+    )  # fmt: skip
     def get(self, request):
         driver = _driver_of(request)
         assignment = selectors.active_assignment(driver_id=driver["id"])
@@ -281,10 +268,10 @@ def _assignment_action(move):
     return AssignmentActionApi
 
 
-AssignmentAcceptApi = _assignment_action(services.assignment_accept)
-AssignmentDeclineApi = _assignment_action(services.assignment_decline)
-AssignmentPickUpApi = _assignment_action(services.assignment_pick_up)
-AssignmentDeliverApi = _assignment_action(services.assignment_deliver)
+AssignmentAcceptApi = _assignment_action(assignments.assignment_accept)
+AssignmentDeclineApi = _assignment_action(assignments.assignment_decline)
+AssignmentPickUpApi = _assignment_action(assignments.assignment_pick_up)
+AssignmentDeliverApi = _assignment_action(assignments.assignment_deliver)
 
 
 # --- Tracking -------------------------------------------------------------------------------------

@@ -6,12 +6,17 @@ class DeliveryConfig(AppConfig):
 
     def ready(self):
         from common import invariants
+        from delivery import events as delivery_events
         from delivery import invariants as checks
         from delivery import tasks
         from orders import events
 
         events.subscribe(events.ORDER_PAID, tasks.dispatch_on_paid)
         events.subscribe(events.ORDER_STATUS_CHANGED, tasks.release_on_cancel)
+        delivery_events.dispatch_requested.connect(tasks.dispatch_on_request, dispatch_uid="dispatch_on_request")
+        delivery_events.driver_became_candidate.connect(
+            tasks.dispatch_near_on_candidate, dispatch_uid="dispatch_near_on_candidate"
+        )
         invariants.register("delivery_no_double_booking", checks.no_double_booking)
         invariants.register("delivery_busy_iff_active_assignment", checks.busy_iff_active_assignment)
         invariants.register("delivery_assignments_match_orders", checks.assignments_match_orders)

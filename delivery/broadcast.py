@@ -1,9 +1,14 @@
-"""Publishing live positions on the channel layer (group names and shapes: `delivery.live`).
+"""The one publisher of live messages (built in `delivery.live`) on the channel layer.
 
-Views run in worker threads without an event loop. `async_to_sync(group_send)` would build a fresh event loop
-per call, and channels-redis keeps its connection pools per loop, so every request would open and close a
-Redis connection. Instead each process keeps one publisher loop in a daemon thread and hands it the sends:
-the pool lives as long as the process.
+Callers are request threads and Celery tasks without an event loop. `async_to_sync(group_send)` per call built
+a fresh event loop each time (~16 ms here, and channels-redis keeps its connections per loop, so a new Redis
+connection too). Instead each process keeps one publisher loop in a daemon thread; `publish` only hands the
+messages over (`call_soon_threadsafe`, microseconds) and returns. One sender coroutine sends them in the order
+they were handed over, so a driver's positions and an order's statuses reach the layer in order.
+
+Live messages are ephemeral: a failure is logged, never raised into the caller, and when the layer falls behind
+by more than MAX_PENDING batches the newest are dropped (counted and logged) rather than growing memory without
+bound. Clients resync from the snapshot every socket starts with.
 """
 
 import asyncio
@@ -13,51 +18,73 @@ import threading
 
 from channels.layers import get_channel_layer
 
-from delivery.live import FLEET_GROUP, order_group
+from delivery.live import Message
 
 logger = logging.getLogger(__name__)
-PUBLISH_TIMEOUT_SECONDS = 2.0
+MAX_PENDING = 10_000
+
+
+class _Publisher:
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[list[Message]] | None = None
+        self.dropped = 0
+        started = threading.Event()
+        threading.Thread(target=self._run, args=(started,), name="live-publisher", daemon=True).start()
+        started.wait()
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue(MAX_PENDING)
+        self.loop.create_task(self._send_forever())
+        started.set()
+        self.loop.run_forever()
+
+    async def _send_forever(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            messages = await self.queue.get()
+            for group, message in messages:
+                try:
+                    await layer.group_send(group, message)
+                except Exception:
+                    logger.warning("live message to %s not published", group, exc_info=True)
+            self.queue.task_done()
+
+    def _enqueue(self, messages: list[Message]) -> None:
+        try:
+            self.queue.put_nowait(messages)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            logger.warning("live publisher behind by %d batches: message dropped (%d so far)", MAX_PENDING,
+                           self.dropped)  # fmt: skip
+
+    def hand_over(self, messages: list[Message]) -> None:
+        self.loop.call_soon_threadsafe(self._enqueue, messages)
+
+    def flush(self, timeout: float) -> None:
+        asyncio.run_coroutine_threadsafe(self.queue.join(), self.loop).result(timeout)
+
 
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
+_publisher: _Publisher | None = None
+_publisher_pid: int | None = None
 
 
-def _publisher_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
+def _the_publisher() -> _Publisher:
+    global _publisher, _publisher_pid
     with _lock:
-        if _loop is None or _loop_pid != os.getpid():  # a forked child needs its own thread
-            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
-            threading.Thread(target=_loop.run_forever, name="channel-publisher", daemon=True).start()
-        return _loop
+        if _publisher is None or _publisher_pid != os.getpid():  # a forked child needs its own thread
+            _publisher, _publisher_pid = _Publisher(), os.getpid()
+        return _publisher
 
 
-def publish(messages: list[tuple[str, dict]]) -> None:
-    """Send `(group, message)` pairs in order. Live positions are ephemeral: a failure is logged, not raised."""
-    if not messages:
-        return
-    layer = get_channel_layer()
-
-    async def send():
-        for group, message in messages:
-            await layer.group_send(group, message)
-
-    try:
-        asyncio.run_coroutine_threadsafe(send(), _publisher_loop()).result(timeout=PUBLISH_TIMEOUT_SECONDS)
-    except Exception:
-        logger.warning("live position not published", exc_info=True)
+def publish(messages: list[Message]) -> None:
+    """Hand `(group, message)` pairs to the process's publisher, to be sent in order; returns at once."""
+    if messages:
+        _the_publisher().hand_over(messages)
 
 
-def position_messages(*, driver, order_id, position: dict) -> list[tuple[str, dict]]:
-    """The order's watchers get `order.position`; the staff map gets `fleet.position`."""
-    fields = {k: position[k] for k in ("lat", "lng", "recorded_at", "heading", "speed")}
-    messages = [
-        (FLEET_GROUP, {"type": "fleet.position", "driver_id": str(driver["id"]), "name": driver["name"],
-                       "status": driver["status"], "order_id": str(order_id) if order_id else None, **fields}),
-    ]  # fmt: skip
-    if order_id:
-        messages.insert(
-            0, (order_group(order_id), {"type": "order.position", "order_id": str(order_id),
-                                        "driver_id": str(driver["id"]), **fields}),
-        )  # fmt: skip
-    return messages
+def flush(timeout: float = 5.0) -> None:
+    """Wait until everything handed over so far was sent (tests, benchmarks and a graceful shutdown)."""
+    _the_publisher().flush(timeout)

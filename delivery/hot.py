@@ -8,6 +8,8 @@ from fresh GPS points. Keys:
                          Members can outlive their hash; readers check the hash and prune.
 - `dispatch:waiting`     GEO set of orders waiting for a driver, at their store: who to retry when a driver frees up.
 - `location_events`      capped stream of every accepted point, for replay and audit.
+- `ws:user:<id>`         WebSocket connections the user holds across web processes (the per-user cap); expires an
+                         hour after the last connect, so counts a crashed process never gave back do not last.
 """
 
 from datetime import UTC, datetime
@@ -33,12 +35,13 @@ def connection() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
 
 
-# Only a newer point replaces the live one: batches race and arrive out of order. Returns 0 when the point
-# was older, 1 when it became live, 2 when it also entered the available GEO set for the first time
-# (the driver just became a candidate: waiting orders nearby may be dispatched now).
+# Only a point at least as new replaces the live one: batches race and arrive out of order. Ties (the same
+# `recorded_at`, e.g. a phone resending a corrected fix) go to the later arrival, which is live and pushed.
+# Returns 0 when the point was older, 1 when it became live, 2 when it also entered the available GEO set
+# for the first time (the driver just became a candidate: waiting orders nearby may be dispatched now).
 _UPDATE_LIVE = """
 local old = redis.call('HGET', KEYS[1], 'ts')
-if old and tonumber(old) >= tonumber(ARGV[1]) then return 0 end
+if old and tonumber(old) > tonumber(ARGV[1]) then return 0 end
 local fields = {'ts', ARGV[1], 'lat', ARGV[2], 'lng', ARGV[3], 'recorded_at', ARGV[4], 'heading', ARGV[5],
                 'speed', ARGV[6]}
 if ARGV[6] ~= '' then
@@ -175,3 +178,23 @@ def waiting_orders_near(*, lat: float, lng: float, radius_km: float, count: int)
         WAITING_GEO, longitude=lng, latitude=lat, radius=radius_km, unit="km", sort="ASC", count=count
     )
     return list(found)
+
+
+_SOCKETS_TTL_SECONDS = 3600
+
+
+def user_sockets_open(user_id) -> bool:
+    """Count one more socket for the user; False (and nothing counted) when it would exceed the cap."""
+    key = f"ws:user:{user_id}"
+    pipe = connection().pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, _SOCKETS_TTL_SECONDS)
+    count, _ = pipe.execute()
+    if count > settings.WEBSOCKET_MAX_SOCKETS_PER_USER:
+        connection().decr(key)
+        return False
+    return True
+
+
+def user_socket_closed(user_id) -> None:
+    connection().decr(f"ws:user:{user_id}")

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from delivery.models import Assignment, DispatchRequest, Driver
 from orders.models import Order
+from orders.selectors import orders_awaiting_driver
 
 GRACE = timedelta(seconds=30)
 ACTIVE = Q(status__in=Assignment.ACTIVE)
@@ -62,9 +63,7 @@ def assignments_match_orders() -> list[str]:
 def paid_orders_are_dispatched() -> list[str]:
     """Every order that needs a driver is being dispatched, and none waits past the dispatch timeout."""
     now = timezone.now()
-    needs_driver = Order.objects.filter(
-        Q(status=Order.Status.PAID) | Q(status=Order.Status.ASSIGNED, driver_id__isnull=True)
-    )
+    needs_driver = orders_awaiting_driver()
     waiting = {r.order_id: r for r in DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)}
     give_up_by = timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) + GRACE
     violations = []

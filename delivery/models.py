@@ -37,7 +37,7 @@ class Assignment(models.Model):
         CANCELLED = "cancelled"  # final: the order was cancelled, or staff reassigned it
 
     ACTIVE = (Status.ASSIGNED, Status.ACCEPTED, Status.PICKED_UP)
-    # The only allowed moves, checked in one place (services._assignment_move).
+    # The only allowed moves, checked in one place (delivery.services.assignments._assignment_move).
     TRANSITIONS = {
         Status.ASSIGNED: {Status.ACCEPTED, Status.DECLINED, Status.CANCELLED},
         Status.ACCEPTED: {Status.PICKED_UP, Status.DECLINED, Status.CANCELLED},

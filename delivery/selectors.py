@@ -2,14 +2,18 @@ import math
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
 
 from delivery import hot
+from delivery.live import POSITION_FIELDS
 from delivery.models import Assignment, Driver, DriverPosition
 from orders.models import Order
 
 EARTH_RADIUS_M = 6_371_000
 # Below this a rider is waiting at a light or a door, not travelling: the default speed predicts better.
 MIN_TRAVEL_SPEED_MPS = 1.0
+# The order statuses in which its rider's live position is the order's business.
+ON_THE_WAY = (Order.Status.ASSIGNED, Order.Status.PICKED_UP)
 
 
 # Raw SQL: the GPS ingest path runs this on every request, and compiling the equivalent ORM query
@@ -38,7 +42,8 @@ def driver_live_position(*, driver_id) -> dict | None:
 
 
 def _public(position: dict) -> dict:
-    return {k: position[k] for k in ("lat", "lng", "recorded_at", "heading", "speed")}
+    """A position cut to the contract's fields (hot state also keeps `avg_speed` and more)."""
+    return {field: position[field] for field in POSITION_FIELDS}
 
 
 def active_assignment(*, driver_id) -> Assignment | None:
@@ -54,7 +59,7 @@ def last_known_positions(driver_ids) -> dict:
             DriverPosition.objects.filter(driver_id__in=missing)
             .order_by("driver_id", "-recorded_at")
             .distinct("driver_id")
-            .values("driver_id", "lat", "lng", "recorded_at", "heading", "speed")
+            .values("driver_id", *POSITION_FIELDS)
         )
         for row in rows:
             positions[row.pop("driver_id")] = {**row, "recorded_at": hot.rfc3339(row["recorded_at"])}
@@ -68,6 +73,9 @@ def driver_recent_track(*, driver_id, limit: int = 100) -> list[DriverPosition]:
 def order_tracking(*, order: Order) -> dict:
     """What a watcher of the order sees: its driver, the live position and an ETA.
 
+    The rider's position is shown only while the rider is on this order (assigned or picked up): once the
+    order is delivered or cancelled the rider moves on to other jobs, and its watchers must not follow.
+
     ETA: straight-line distance (driver → store → customer before pickup, driver → customer after) over the
     driver's recent average speed, or DISPATCH_DEFAULT_SPEED_MPS when it is unknown or the rider is standing."""
     driver = None
@@ -76,11 +84,10 @@ def order_tracking(*, order: Order) -> dict:
     if order.driver_id:
         name = Driver.objects.filter(pk=order.driver_id).values_list("user__name", flat=True).first()
         driver = {"id": str(order.driver_id), "name": name or ""}
-        live = hot.live_position(order.driver_id)
+        live = hot.live_position(order.driver_id) if order.status in ON_THE_WAY else None
         if live:
             position = _public(live)
-            if order.status in (Order.Status.ASSIGNED, Order.Status.PICKED_UP):
-                eta = _eta_seconds(order, live)
+            eta = _eta_seconds(order, live)
     return {"order_id": str(order.pk), "status": order.status, "driver": driver, "position": position,
             "eta_seconds": eta}  # fmt: skip
 
@@ -104,3 +111,24 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lng1, lat2, lng2 = map(math.radians, (*a, *b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+
+
+def drivers_by_status() -> dict[str, int]:
+    """How many drivers are offline, available and busy right now (every status present, zeros included)."""
+    counts = dict(Driver.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    return {status: counts.get(status, 0) for status in Driver.Status.values}
+
+
+def drivers_available_near(*, lat: float, lng: float, limit: int = 10) -> list[dict]:
+    """Available drivers with a fresh position within the dispatch radius, nearest first (what dispatch would
+    pick from): [{"id", "name", "distance_km"}]. For staff choosing who takes an order over."""
+    nearest = hot.nearest_candidates(lat=lat, lng=lng, radius_km=settings.DISPATCH_RADIUS_KM, count=limit)
+    names = dict(
+        Driver.objects.filter(pk__in=[driver_id for driver_id, _ in nearest], status=Driver.Status.AVAILABLE)
+        .values_list("pk", "user__name")
+    )  # fmt: skip
+    return [
+        {"id": driver_id, "name": names[driver_id], "distance_km": km}
+        for driver_id, km in nearest
+        if driver_id in names
+    ]

@@ -1,9 +1,10 @@
 from datetime import UTC, datetime, timedelta
 
-from common.testing import ProductFactory, StoreFactory, UserFactory
-from delivery import services
+from accounts.tests.factories import UserFactory
 from delivery.models import Driver
 from delivery.selectors import driver_for_user
+from delivery.services import drivers, ingest
+from inventory.tests.factories import ProductFactory, StoreFactory
 from orders.tests.helpers import place_order, run_saga
 
 STORE = (52.5219, 13.4132)  # StoreFactory's position
@@ -22,7 +23,7 @@ def make_driver(*, at: tuple[float, float] | None = STORE, status: str = "availa
     """A driver with the given status and (through the real ingest path) a fresh live position."""
     driver = Driver.objects.create(user=UserFactory(name=name))
     if status != "offline":
-        services.driver_set_status(driver_id=driver.pk, status=status)
+        drivers.driver_set_status(driver_id=driver.pk, status=status)
     if at is not None:
         send_points(driver, [point(*at)])
     driver.refresh_from_db()
@@ -30,7 +31,7 @@ def make_driver(*, at: tuple[float, float] | None = STORE, status: str = "availa
 
 
 def send_points(driver: Driver, points: list[dict]) -> int:
-    return services.driver_locations_ingest(driver=driver_for_user(user_id=driver.user_id), points=points)
+    return ingest.driver_locations_ingest(driver=driver_for_user(user_id=driver.user_id), points=points)
 
 
 def offset(km_north: float, base=STORE) -> tuple[float, float]:

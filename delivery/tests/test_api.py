@@ -1,3 +1,4 @@
+import asyncio
 import json
 from datetime import timedelta
 
@@ -6,11 +7,13 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from common.testing import UserFactory, bearer_client
-from delivery import hot, services
+from accounts.tests.factories import UserFactory, bearer_client
+from delivery import hot
 from delivery.live import FLEET_GROUP, order_group
 from delivery.models import Assignment, Driver, DriverPosition
-from delivery.tests.helpers import make_driver, now_utc, offset, paid_order
+from delivery.services import assignments, dispatch
+from delivery.tests.helpers import make_driver, now_utc, offset, paid_order, point, send_points
+from orders import services as orders
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +125,30 @@ def test_malformed_body_is_rejected_and_nothing_is_stored(body):
     assert DriverPosition.objects.count() == 0 and stream_length() == 0
 
 
+def test_a_point_as_old_as_the_live_one_replaces_it_and_is_pushed():
+    driver = make_driver(at=None)
+    order = paid_order()
+    send_points(driver, [point(*offset(0.1))])
+    dispatch.order_dispatch(order_id=order.pk)
+    driver.refresh_from_db()
+    layer = get_channel_layer()
+    moment = now_utc(-1)  # newer than the point that made the driver live
+
+    async def watch_and_send():
+        watcher = await layer.new_channel()
+        await layer.group_add(order_group(order.pk), watcher)
+        await sync_to_async(send_points)(driver, [point(52.530, 13.40, recorded_at=moment)])
+        await sync_to_async(send_points)(driver, [point(52.531, 13.40, recorded_at=moment)])  # same instant, later
+        receive = lambda: asyncio.wait_for(layer.receive(watcher), 5)  # noqa: E731
+        return await receive(), await receive()
+
+    first, second = async_to_sync(watch_and_send)()
+
+    assert (first["lat"], second["lat"]) == (52.530, 52.531)
+    assert first["recorded_at"] == second["recorded_at"]
+    assert hot.live_position(driver.pk)["lat"] == 52.531
+
+
 def test_only_drivers_may_send_locations(customer_api, client):
     assert post_points(customer_api, [good()]).json()["code"] == "not_a_driver"
     assert post_points(customer_api, [good()]).status_code == 403
@@ -132,7 +159,7 @@ def test_only_drivers_may_send_locations(customer_api, client):
 def test_live_position_is_published_to_the_active_orders_group_and_the_fleet():
     driver = make_driver()
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     client = bearer_client(driver.user)
     layer = get_channel_layer()
 
@@ -225,7 +252,7 @@ def test_driver_sets_status(customer_api):
 
 def test_going_offline_during_a_delivery_conflicts():
     driver = make_driver()
-    services.order_dispatch(order_id=paid_order().pk)
+    dispatch.order_dispatch(order_id=paid_order().pk)
 
     response = bearer_client(driver.user).post("/api/v1/drivers/me/status", {"status": "offline"}, format="json")
 
@@ -238,7 +265,7 @@ def test_going_offline_during_a_delivery_conflicts():
 def test_driver_walks_the_delivery_through_and_is_freed():
     driver = make_driver()
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     client = bearer_client(driver.user)
     mine = client.get("/api/v1/drivers/me/assignment")
     assert mine.status_code == 200 and mine.json()["order"]["id"] == str(order.pk)
@@ -264,7 +291,7 @@ def test_driver_walks_the_delivery_through_and_is_freed():
 def test_only_the_assigned_driver_may_act(customer_api):
     driver = make_driver()
     other = make_driver(at=offset(3))
-    services.order_dispatch(order_id=paid_order().pk)
+    dispatch.order_dispatch(order_id=paid_order().pk)
     assignment = Assignment.objects.get(driver=driver)
 
     by_other = bearer_client(other.user).post(f"/api/v1/assignments/{assignment.pk}/accept")
@@ -278,7 +305,7 @@ def test_only_the_assigned_driver_may_act(customer_api):
 def test_decline_over_http_gives_the_order_back():
     driver = make_driver()
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     assignment = Assignment.objects.get(driver=driver)
 
     response = bearer_client(driver.user).post(f"/api/v1/assignments/{assignment.pk}/decline")
@@ -294,7 +321,7 @@ def test_tracking_shows_driver_position_and_eta(staff_api):
     customer = UserFactory()
     driver = make_driver(at=offset(2), name="Rita Rider")
     order = paid_order(customer=customer)
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
 
     body = bearer_client(customer).get(f"/api/v1/orders/{order.pk}/tracking").json()
 
@@ -305,6 +332,35 @@ def test_tracking_shows_driver_position_and_eta(staff_api):
     assert 500 < body["eta_seconds"] < 800
     assert staff_api.get(f"/api/v1/orders/{order.pk}/tracking").status_code == 200
     assert bearer_client(driver.user).get(f"/api/v1/orders/{order.pk}/tracking").status_code == 200
+
+
+def test_tracking_stops_showing_the_rider_once_the_order_is_delivered():
+    customer = UserFactory()
+    driver = make_driver(at=offset(0.1))
+    order = paid_order(customer=customer)
+    dispatch.order_dispatch(order_id=order.pk)
+    assignment = Assignment.objects.get(order=order)
+    for move in (assignments.assignment_accept, assignments.assignment_pick_up, assignments.assignment_deliver):
+        move(assignment_id=assignment.pk, driver_id=driver.pk)
+
+    send_points(driver, [point(*offset(5))])  # the rider rides on, to its next job
+    body = bearer_client(customer).get(f"/api/v1/orders/{order.pk}/tracking").json()
+
+    assert body["status"] == "delivered" and body["driver"]["id"] == str(driver.pk)
+    assert body["position"] is None and body["eta_seconds"] is None
+
+
+def test_tracking_of_a_cancelled_order_shows_no_rider_position():
+    customer = UserFactory()
+    driver = make_driver(at=offset(0.1))
+    order = paid_order(customer=customer)
+    dispatch.order_dispatch(order_id=order.pk)
+
+    orders.order_cancel_and_settle(order_id=order.pk, reason="customer")
+    send_points(driver, [point(*offset(3))])
+    body = bearer_client(customer).get(f"/api/v1/orders/{order.pk}/tracking").json()
+
+    assert body["status"] == "cancelled" and body["position"] is None
 
 
 def test_tracking_of_someone_elses_order_is_404(customer_api):
@@ -330,3 +386,40 @@ def test_future_point_within_the_skew_is_accepted():
     assert response.status_code == 202
     assert json.loads(response.content) == {"accepted": 1}
     assert DriverPosition.objects.get().recorded_at > timezone.now() + timedelta(seconds=20)
+
+
+def test_offsets_postgresql_cannot_store_are_kept_as_utc():
+    """Python reads offsets up to ±23:59, PostgreSQL stores up to ±15:59: the point is stored in UTC."""
+    driver = make_driver(at=None)
+    earlier, later = now_utc(5), now_utc(3)
+    far_east = earlier.astimezone(timezone.get_fixed_timezone(16 * 60)).isoformat()  # +16:00
+    far_west = later.astimezone(timezone.get_fixed_timezone(-(23 * 60 + 59))).isoformat()  # -23:59
+
+    response = post_points(bearer_client(driver.user), [good(recorded_at=far_east), good(recorded_at=far_west)])
+
+    assert response.status_code == 202, response.content
+    assert sorted(DriverPosition.objects.values_list("recorded_at", flat=True)) == [earlier, later]
+    assert hot.live_position(driver.pk) is not None
+
+
+@pytest.mark.parametrize("recorded_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_times_outside_the_calendar_in_utc_are_400(recorded_at):
+    driver = make_driver(at=None)
+
+    response = post_points(bearer_client(driver.user), [good(), good(recorded_at=recorded_at)])
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [
+        {"field": "points.1.recorded_at", "message": "An RFC 3339 time with offset is required.", "code": "invalid"}
+    ]
+    assert DriverPosition.objects.count() == 0 and stream_length() == 0
+
+
+def test_a_point_from_year_one_is_history_not_a_crash():
+    driver = make_driver(at=None)
+
+    response = post_points(bearer_client(driver.user), [good(recorded_at="0001-01-01T00:00:00Z")])
+
+    assert response.status_code == 202, response.content
+    assert DriverPosition.objects.get().recorded_at.year == 1
+    assert hot.live_position(driver.pk) is None  # far too old to be anyone's live position

@@ -6,10 +6,10 @@ import pytest
 from django.db import close_old_connections
 from django.utils import timezone
 
-from common.testing import StoreFactory
-from delivery import services
 from delivery.models import Assignment, DispatchRequest, Driver
+from delivery.services import dispatch
 from delivery.tests.helpers import make_driver, offset, paid_order
+from inventory.tests.factories import StoreFactory
 from orders.models import Order
 from orders.tests.helpers import assert_invariants
 
@@ -45,7 +45,7 @@ def test_many_orders_few_drivers_from_many_workers_never_double_book():
         mine = ids[:]
         random.Random(index).shuffle(mine)
         for order_id in mine:
-            services.order_dispatch(order_id=order_id)
+            dispatch.order_dispatch(order_id=order_id)
 
     errors = run_in_threads(8, dispatch_all)
 
@@ -75,7 +75,7 @@ def test_two_orders_racing_for_one_driver_only_one_wins():
         first, second = paid_order(store=store), paid_order(store=store)
 
         pair = (first.pk, second.pk)
-        errors = run_in_threads(2, lambda i, pair=pair: services.order_dispatch(order_id=pair[i]))
+        errors = run_in_threads(2, lambda i, pair=pair: dispatch.order_dispatch(order_id=pair[i]))
 
         assert errors == []
         assert Assignment.objects.filter(driver=driver, status__in=Assignment.ACTIVE).count() == 1

@@ -5,8 +5,9 @@ import pytest
 from django.utils import timezone
 
 from common.problems import Conflict
-from delivery import hot, services
+from delivery import hot
 from delivery.models import Assignment, DispatchRequest, Driver
+from delivery.services import assignments, dispatch, drivers, retention
 from delivery.tests.helpers import make_driver, offset, paid_order, point, send_points
 from inventory.models import Product
 from orders import services as orders
@@ -21,7 +22,7 @@ def test_nearest_available_driver_wins():
     make_driver(at=offset(0.1), status="offline")
     order = paid_order()
 
-    retry = services.order_dispatch(order_id=order.pk)
+    retry = dispatch.order_dispatch(order_id=order.pk)
 
     order.refresh_from_db()
     assert retry is None
@@ -40,7 +41,7 @@ def test_driver_outside_the_radius_is_not_dispatched(settings):
     make_driver(at=offset(4))
     order = paid_order()
 
-    retry = services.order_dispatch(order_id=order.pk)
+    retry = dispatch.order_dispatch(order_id=order.pk)
 
     order.refresh_from_db()
     assert retry is not None and retry > 0
@@ -57,7 +58,7 @@ def test_driver_whose_live_position_expired_is_not_a_candidate(settings):
     fresh = make_driver(at=offset(3))
     order = paid_order()
 
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
 
     order.refresh_from_db()
     assert order.driver_id == fresh.pk
@@ -74,17 +75,17 @@ def test_point_older_than_the_ttl_never_becomes_live(settings):
 
     assert hot.live_position(driver.pk) is None
     order = paid_order()
-    assert services.order_dispatch(order_id=order.pk) is not None
+    assert dispatch.order_dispatch(order_id=order.pk) is not None
 
 
 def test_decline_sends_the_order_back_and_never_re_offers_it():
     near = make_driver(at=offset(0.5))
     far = make_driver(at=offset(2))
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     first = Assignment.objects.get(order=order, driver=near)
 
-    services.assignment_decline(assignment_id=first.pk, driver_id=near.pk)
+    assignments.assignment_decline(assignment_id=first.pk, driver_id=near.pk)
 
     order.refresh_from_db()
     assert (order.status, order.driver_id) == ("assigned", None)
@@ -92,13 +93,13 @@ def test_decline_sends_the_order_back_and_never_re_offers_it():
     assert DispatchRequest.objects.get(order=order).status == "waiting"
     send_points(near, [point(*offset(0.5))])  # back in the GEO set, still the nearest
 
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
 
     order.refresh_from_db()
     assert order.driver_id == far.pk
     second = Assignment.objects.get(order=order, status="assigned")
-    services.assignment_decline(assignment_id=second.pk, driver_id=far.pk)
-    assert services.order_dispatch(order_id=order.pk) is not None  # both declined: nobody left to offer
+    assignments.assignment_decline(assignment_id=second.pk, driver_id=far.pk)
+    assert dispatch.order_dispatch(order_id=order.pk) is not None  # both declined: nobody left to offer
     order.refresh_from_db()
     assert (order.status, order.driver_id) == ("assigned", None)
     assert list(Assignment.objects.filter(order=order).values_list("status", flat=True)) == ["declined"] * 2
@@ -109,10 +110,10 @@ def test_no_driver_past_the_timeout_cancels_refunds_and_restocks():
     order = paid_order(quantity=3)
     product = Product.objects.get(pk=order.lines.get().product_id)
     assert product.on_hand == 7
-    assert services.order_dispatch(order_id=order.pk) is not None
+    assert dispatch.order_dispatch(order_id=order.pk) is not None
     DispatchRequest.objects.filter(order=order).update(waiting_since=timezone.now() - timedelta(hours=1))
 
-    assert services.order_dispatch(order_id=order.pk) is None
+    assert dispatch.order_dispatch(order_id=order.pk) is None
 
     order.refresh_from_db()
     product.refresh_from_db()
@@ -126,13 +127,36 @@ def test_no_driver_past_the_timeout_cancels_refunds_and_restocks():
     assert_invariants()
 
 
+def test_the_timeout_counts_from_payment_even_when_the_first_attempt_comes_late():
+    order = paid_order()
+    # A backlog held its first dispatch attempt back until past the timeout.
+    order.__class__.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+
+    assert dispatch.order_dispatch(order_id=order.pk) is None
+
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("cancelled", "no_driver")
+    assert_invariants()
+
+
+def test_a_late_first_attempt_waits_only_what_is_left_of_the_timeout(settings):
+    settings.DISPATCH_TIMEOUT_SECONDS = 600
+    order = paid_order()
+    order.__class__.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(seconds=599))
+
+    retry_in = dispatch.order_dispatch(order_id=order.pk)
+
+    assert retry_in is not None and retry_in <= 1.5
+    assert DispatchRequest.objects.get(order=order).waiting_since < timezone.now() - timedelta(seconds=598)
+
+
 def test_timeout_never_cancels_an_order_that_found_a_driver():
     driver = make_driver()
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     DispatchRequest.objects.filter(order=order).update(waiting_since=timezone.now() - timedelta(hours=1))
 
-    services.order_dispatch(order_id=order.pk)  # a duplicate, late task
+    dispatch.order_dispatch(order_id=order.pk)  # a duplicate, late task
 
     order.refresh_from_db()
     assert (order.status, order.driver_id) == ("assigned", driver.pk)
@@ -141,11 +165,11 @@ def test_timeout_never_cancels_an_order_that_found_a_driver():
 def test_cancelled_order_frees_its_driver():
     driver = make_driver()
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
 
     orders.order_cancel_and_settle(order_id=order.pk, reason="customer")
-    services.order_release_driver(order_id=order.pk)
-    services.order_release_driver(order_id=order.pk)  # at least once: twice is harmless
+    assignments.order_release_driver(order_id=order.pk)
+    assignments.order_release_driver(order_id=order.pk)  # at least once: twice is harmless
 
     assert Assignment.objects.get(order=order).status == "cancelled"
     assert Driver.objects.get(pk=driver.pk).status == "available"
@@ -155,14 +179,14 @@ def test_cancelled_order_frees_its_driver():
 def test_driver_freed_by_a_delivery_is_dispatched_to_a_waiting_order_at_once():
     driver = make_driver()
     first, waiting = paid_order(), paid_order()
-    services.order_dispatch(order_id=first.pk)
-    assert services.order_dispatch(order_id=waiting.pk) is not None
+    dispatch.order_dispatch(order_id=first.pk)
+    assert dispatch.order_dispatch(order_id=waiting.pk) is not None
     assignment = Assignment.objects.get(order=first)
-    for move in (services.assignment_accept, services.assignment_pick_up, services.assignment_deliver):
+    for move in (assignments.assignment_accept, assignments.assignment_pick_up, assignments.assignment_deliver):
         move(assignment_id=assignment.pk, driver_id=driver.pk)
     hot.driver_make_candidate(driver.pk)  # what the after-commit hook does
 
-    assert services.dispatch_waiting_near(driver_id=driver.pk) == 1
+    assert dispatch.dispatch_waiting_near(driver_id=driver.pk) == 1
 
     waiting.refresh_from_db()
     assert (waiting.status, waiting.driver_id) == ("assigned", driver.pk)
@@ -171,31 +195,31 @@ def test_driver_freed_by_a_delivery_is_dispatched_to_a_waiting_order_at_once():
 
 def test_busy_driver_cannot_go_offline():
     driver = make_driver()
-    services.order_dispatch(order_id=paid_order().pk)
+    dispatch.order_dispatch(order_id=paid_order().pk)
 
     with pytest.raises(Conflict) as error:
-        services.driver_set_status(driver_id=driver.pk, status="offline")
+        drivers.driver_set_status(driver_id=driver.pk, status="offline")
 
     assert error.value.code == "active_delivery"
     assert Driver.objects.get(pk=driver.pk).status == "busy"
-    assert services.driver_set_status(driver_id=driver.pk, status="available").status == "busy"
+    assert drivers.driver_set_status(driver_id=driver.pk, status="available").status == "busy"
 
 
 def test_staff_reassign_moves_the_order_to_another_available_driver():
     first = make_driver(at=offset(0.1))
     second = make_driver(at=offset(1))
     order = paid_order()
-    services.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
     current = Assignment.objects.get(order=order)
 
-    services.assignment_reassign(assignment_id=current.pk, to_driver_id=second.pk)
+    assignments.assignment_reassign(assignment_id=current.pk, to_driver_id=second.pk)
 
     order.refresh_from_db()
     assert order.driver_id == second.pk
     assert Driver.objects.get(pk=first.pk).status == "available"
     assert Driver.objects.get(pk=second.pk).status == "busy"
     with pytest.raises(Conflict):  # the first is free again, but this one is busy: not available
-        services.assignment_reassign(assignment_id=current.pk, to_driver_id=second.pk)
+        assignments.assignment_reassign(assignment_id=current.pk, to_driver_id=second.pk)
     assert_invariants()
 
 
@@ -204,7 +228,7 @@ def test_prune_deletes_only_old_history_in_batches():
     send_points(driver, [point(52.5, 13.4, seconds_ago=3600 * 24 * 40 + i) for i in range(5)])
     send_points(driver, [point(52.5, 13.4, seconds_ago=10)])
 
-    deleted = services.positions_prune(older_than=timezone.now() - timedelta(days=30), batch_size=2)
+    deleted = retention.positions_prune(older_than=timezone.now() - timedelta(days=30), batch_size=2)
 
     assert deleted == 5
     from delivery.models import DriverPosition

@@ -5,9 +5,10 @@ import httpx
 import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from common.testing import ProductFactory, StoreFactory, UserFactory
+from accounts.tests.factories import UserFactory
 from delivery.models import Driver
 from delivery.tests.helpers import now_utc
+from inventory.tests.factories import ProductFactory, StoreFactory
 from orders.tests.helpers import assert_invariants
 
 pytestmark = [pytest.mark.e2e]
@@ -30,6 +31,8 @@ def wait_for_status(http, order_id, headers, wanted: str, timeout: float = 30.0)
 def test_order_is_paid_dispatched_and_delivered_through_http_and_real_workers(start_process):
     web = start_process("web")
     start_process("worker")
+    start_process("dispatch")
+    start_process("relay")
     staff, rider, customer = UserFactory(is_staff=True), UserFactory(name="Rex Rider"), UserFactory()
     store = StoreFactory()
     product = ProductFactory(store=store, on_hand=5)
