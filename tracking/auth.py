@@ -6,16 +6,17 @@ does not fall back to the cookie: the client meant the token, and gets 4401 for 
 
 Cross-site WebSocket hijacking: a browser sends the visitor's cookies with a handshake started by any
 page, so a foreign page could otherwise watch the visitor's orders. Browsers always send `Origin` on a
-WebSocket handshake; a handshake with a foreign Origin is refused outright (Channels' origin validator
-against ALLOWED_HOSTS), and the cookie is only honoured when an allowed Origin was sent at all. Tokens
+WebSocket handshake; a handshake with a foreign Origin (or `null`) is refused outright: the Origin must equal
+one of WEBSOCKET_ALLOWED_ORIGINS, scheme, host and port (not ALLOWED_HOSTS, whose `*` would switch the check
+off), and the cookie is only honoured when an allowed Origin was sent at all. Tokens
 need neither: a foreign page cannot read them, and native apps send no Origin.
 """
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -71,19 +72,39 @@ class WebSocketAuthMiddleware:
         return await self.application(scope, receive, send)
 
 
-class SameSiteOriginValidator(OriginValidator):
-    """Channels' origin check against ALLOWED_HOSTS, except that a handshake without an Origin header passes:
-    it cannot come from a browser page, and it is only ever authenticated by a token (see above)."""
+class SameSiteOriginValidator:
+    """Refuses a handshake whose Origin is not exactly one of WEBSOCKET_ALLOWED_ORIGINS. A handshake without an
+    Origin header passes: it cannot come from a browser page, and it is only ever authenticated by a token."""
 
-    def valid_origin(self, parsed_origin):
-        return parsed_origin is None or self.validate_origin(parsed_origin)
+    def __init__(self, application, allowed: list[str]):
+        self.application = application
+        self.allowed = {_normalised(origin) for origin in allowed} - {None}
+
+    async def __call__(self, scope, receive, send):
+        origin = _header(scope, b"origin")
+        if origin is not None and _normalised(origin.decode("latin1")) not in self.allowed:
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalised(origin: str) -> str | None:
+    """`scheme://host:port` with the default port spelled out; None for `null` and anything unparsable."""
+    try:
+        parsed = urlsplit(origin.strip().lower())
+        port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    except ValueError:
+        return None
+    if parsed.scheme not in _DEFAULT_PORTS or not parsed.hostname or parsed.path not in ("", "/"):
+        return None
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    return f"{parsed.scheme}://{host}:{port}"
 
 
 def allowed_origins() -> list[str]:
-    hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not hosts:
-        hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return hosts + list(settings.CSRF_TRUSTED_ORIGINS)
+    return list(settings.WEBSOCKET_ALLOWED_ORIGINS) + list(settings.CSRF_TRUSTED_ORIGINS)
 
 
 def websocket_auth_stack(application):

@@ -10,9 +10,12 @@ import asyncio
 import json
 import logging
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
+from delivery import hot, live
 from delivery.live import FLEET_GROUP, order_group
 from orders.models import Order
 from tracking import selectors
@@ -23,8 +26,9 @@ logger = logging.getLogger(__name__)
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
+# Beyond the contract's codes, for abuse only: the user already holds WEBSOCKET_MAX_SOCKETS_PER_USER sockets.
+TOO_MANY_SOCKETS = 4429
 FINAL_STATUSES = {Order.Status.DELIVERED.value, Order.Status.CANCELLED.value}
-POSITION_FIELDS = ("lat", "lng", "recorded_at", "heading", "speed")
 # channels-redis borrows a pooled Redis connection per group_add/discard, and redis-py's asyncio pool
 # fails (MaxConnectionsError, 100 by default) instead of waiting when it is exhausted. A burst of thousands of
 # sockets (a server restart: every client reconnects at once) queues here instead of failing.
@@ -36,10 +40,24 @@ class _JsonSocket(AsyncWebsocketConsumer):
 
     groups_joined: tuple[str, ...] = ()
     closed = False
+    slot_user = None
 
     async def accept_for_client(self) -> None:
         # A client that offered the bearer subprotocol must get it back, or the browser drops the socket.
         await self.accept(BEARER if BEARER in (self.scope.get("subprotocols") or []) else None)
+
+    async def take_slot(self, user) -> bool:
+        """One of the user's WEBSOCKET_MAX_SOCKETS_PER_USER sockets; False when all are taken."""
+        self.slot_user = user.pk
+        if await sync_to_async(hot.user_sockets_open, thread_sensitive=False)(user.pk):
+            return True
+        self.slot_user = None
+        return False
+
+    async def _give_slot_back(self) -> None:
+        user_id, self.slot_user = self.slot_user, None
+        if user_id is not None:
+            await sync_to_async(hot.user_socket_closed, thread_sensitive=False)(user_id)
 
     async def join(self, *groups: str) -> None:
         async with _REDIS_OPS:
@@ -56,6 +74,7 @@ class _JsonSocket(AsyncWebsocketConsumer):
         await self.close(code)
 
     async def _leave(self) -> None:
+        await self._give_slot_back()
         groups, self.groups_joined = self.groups_joined, ()
         if groups:
             async with _REDIS_OPS:
@@ -71,10 +90,12 @@ class _JsonSocket(AsyncWebsocketConsumer):
         await self._leave()
 
     async def receive(self, text_data=None, bytes_data=None):
-        try:
-            message = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            message = None
+        message = None
+        if text_data is not None and len(text_data) <= settings.WEBSOCKET_MAX_MESSAGE_BYTES:
+            try:
+                message = json.loads(text_data)
+            except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's recursion
+                message = None
         if isinstance(message, dict) and message.get("type") == "ping":
             await self.send_json({"type": "pong"})
         else:
@@ -89,6 +110,8 @@ class OrderConsumer(_JsonSocket):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return await self.finish(NOT_AUTHENTICATED)
+        if not await self.take_slot(user):
+            return await self.finish(TOO_MANY_SOCKETS)
         order = await database_sync_to_async(selectors.order_for_watcher)(
             user=user, order_id=self.scope["url_route"]["kwargs"]["order_id"]
         )
@@ -100,24 +123,16 @@ class OrderConsumer(_JsonSocket):
         snapshot = await database_sync_to_async(selectors.order_snapshot)(order=order)
         await self.send_json(snapshot)
         if snapshot["order"]["status"] in FINAL_STATUSES:
-            await self.send_json(
-                {
-                    "type": "status",
-                    "order_id": str(order.pk),
-                    "status": snapshot["order"]["status"],
-                    "cancel_reason": order.cancel_reason,
-                    "at": order.updated_at.isoformat(),
-                }
-            )
+            final = live.status_frame(order_id=order.pk, status=snapshot["order"]["status"],
+                                      cancel_reason=order.cancel_reason, at=order.updated_at.isoformat())  # fmt: skip
+            await self.send_json(final)
             await self.finish(1000)
 
     async def order_position(self, event):
-        await self.send_json({"type": "position", "order_id": event["order_id"], "driver_id": event["driver_id"],
-                              **{field: event.get(field) for field in POSITION_FIELDS}})  # fmt: skip
+        await self.send_json(live.client_frame(event))
 
     async def order_status(self, event):
-        await self.send_json({"type": "status", "order_id": event["order_id"], "status": event["status"],
-                              "cancel_reason": event.get("cancel_reason"), "at": event["at"]})  # fmt: skip
+        await self.send_json(live.client_frame(event))
         if event["status"] in FINAL_STATUSES:
             await self.finish(1000)
 
@@ -132,16 +147,18 @@ class FleetConsumer(_JsonSocket):
             return await self.finish(NOT_AUTHENTICATED)
         if not user.is_staff:
             return await self.finish(FORBIDDEN)
+        if not await self.take_slot(user):
+            return await self.finish(TOO_MANY_SOCKETS)
         await self.join(FLEET_GROUP)
         snapshot = await database_sync_to_async(selectors.fleet_snapshot)()
         self.known_orders = {order["order_id"] for order in snapshot["orders"]}
         await self.send_json(snapshot)
 
     async def fleet_position(self, event):
-        await self.send_json({"type": "driver", **{key: value for key, value in event.items() if key != "type"}})
+        await self.send_json(live.client_frame(event))
 
     async def fleet_order(self, event):
-        message = {"type": "order", **{key: value for key, value in event.items() if key != "type"}}
+        message = live.client_frame(event)
         if event["order_id"] not in self.known_orders and event["status"] not in FINAL_STATUSES:
             # A new order: the map needs its store and destination once. Few staff sockets, so cheap.
             details = await database_sync_to_async(selectors.fleet_order_get)(order_id=event["order_id"])
@@ -149,3 +166,11 @@ class FleetConsumer(_JsonSocket):
                 message.update(store=details["store"], destination=details["destination"])
             self.known_orders.add(event["order_id"])
         await self.send_json(message)
+
+
+class NotFoundConsumer(_JsonSocket):
+    """Any other WebSocket path: refused like a missing order (4404), not a routing error (500)."""
+
+    async def connect(self):
+        await self.accept_for_client()
+        await self.finish(NOT_FOUND)

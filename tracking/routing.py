@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from tracking import consumers
 
@@ -6,4 +6,5 @@ from tracking import consumers
 websocket_urlpatterns = [
     path("ws/orders/<str:order_id>/", consumers.OrderConsumer.as_asgi()),
     path("ws/fleet/", consumers.FleetConsumer.as_asgi()),
+    re_path(r"", consumers.NotFoundConsumer.as_asgi()),  # last: any other path gets 4404, not a 500
 ]

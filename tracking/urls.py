@@ -5,6 +5,7 @@ from tracking import views
 app_name = "tracking"
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("track/", views.order_list, name="orders"),

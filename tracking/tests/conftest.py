@@ -2,14 +2,16 @@
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from common.testing import UserFactory
-from delivery import services as delivery
+from accounts.tests.factories import UserFactory
 from delivery.selectors import driver_for_user
+from delivery.services import dispatch, drivers, ingest
 from orders import services as orders
+from orders.events import outbox_publish
 from orders.models import Order
 
 NEAR_STORE = (52.5225, 13.4140)  # a few dozen metres from the StoreFactory's Alexanderplatz
@@ -22,13 +24,13 @@ def post_points(driver_user, *points, start=None):
         {"lat": lat, "lng": lng, "recorded_at": start + timedelta(seconds=i), "heading": 90.0, "speed": 6.0}
         for i, (lat, lng) in enumerate(points)
     ]
-    return delivery.driver_locations_ingest(driver=driver_for_user(user_id=driver_user.pk), points=batch)
+    return ingest.driver_locations_ingest(driver=driver_for_user(user_id=driver_user.pk), points=batch)
 
 
 def make_driver(name="Dora Driver", position=NEAR_STORE):
     user = UserFactory(name=name)
-    driver = delivery.driver_create(user=user)
-    delivery.driver_set_status(driver_id=driver.pk, status="available")
+    driver = drivers.driver_create(user=user)
+    drivers.driver_set_status(driver_id=driver.pk, status="available")
     post_points(user, position)
     return driver
 
@@ -40,11 +42,13 @@ def place_order(customer, product, *, lat=52.5300, lng=13.4000) -> Order:
     )  # fmt: skip
     while orders.order_saga_advance(order_id=order.pk) is not None:
         pass
+    outbox_publish()  # as the relay process would: the setup's news is out before a test watches
     return Order.objects.get(pk=order.pk)
 
 
 def assign(order: Order) -> Order:
-    delivery.order_dispatch(order_id=order.pk)
+    dispatch.order_dispatch(order_id=order.pk)
+    outbox_publish()
     order.refresh_from_db()
     assert order.status == Order.Status.ASSIGNED, order.status
     return order
@@ -68,3 +72,27 @@ def driver(db):
 @pytest.fixture
 def assigned_order(customer, product, driver):
     return assign(place_order(customer, product))
+
+
+@pytest.fixture
+def browser(monkeypatch, chromium):
+    """The machine's Chromium through Playwright, as the browser tests drive it."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which trips Django's async-safety check
+    # for the test's own ORM calls; nothing runs Django code on that loop (Playwright's documented advice).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield browser
+        browser.close()
+
+
+def api_as(base: str, user) -> httpx.Client:
+    """An HTTP client of the running web process, signed in as `user` with a bearer token (the apps' way)."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    token = RefreshToken.for_user(user).access_token
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20)

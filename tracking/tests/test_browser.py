@@ -1,4 +1,4 @@
-"""In real Chromium (the system's, `apt-get install chromium`), against the running `web` process.
+"""In real Chromium (the `chromium` fixture: the system's, else one installed for the tests), against the running `web`.
 Map tiles are blocked, as on a machine without internet: the page must work without them."""
 
 from datetime import UTC, datetime
@@ -6,35 +6,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from rest_framework_simplejwt.tokens import RefreshToken
+from playwright.sync_api import expect
 
 from common.processes import Process, procfile, wait_for_http
-from tracking.tests.conftest import active_assignment, assign, make_driver, place_order, post_points
+from tracking.tests.conftest import active_assignment, api_as, assign, make_driver, place_order, post_points
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def page(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread, which trips Django's async-safety check
-    # for the test's own ORM calls; nothing runs Django code on that loop (Playwright's documented advice).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
-        context.route("https://tile.openstreetmap.org/**", lambda route: route.abort("internetdisconnected"))
-        yield context.new_page()
-        browser.close()
-
-
-def driver_api(base: str, user) -> httpx.Client:
-    token = RefreshToken.for_user(user).access_token
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20)
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    context.route("https://tile.openstreetmap.org/**", lambda route: route.abort("internetdisconnected"))
+    return context.new_page()
 
 
 def post_point(api: httpx.Client, lat: float, lng: float) -> None:
@@ -48,11 +33,12 @@ def post_point(api: httpx.Client, lat: float, lng: float) -> None:
 def test_the_customer_watches_the_rider_move_and_the_status_change(start_process, page, customer, product):
     # given an assigned order and the running web process
     web = start_process("web", WEB_CONCURRENCY="1")
+    start_process("relay")  # status changes reach the page through the outbox relay
     base = f"http://127.0.0.1:{web.port}"
     driver = make_driver()
     order = assign(place_order(customer, product))
     assignment = active_assignment(order)
-    api = driver_api(base, driver.user)
+    api = api_as(base, driver.user)
 
     # when the customer opens the tracking page: sent to sign in, then back to the page
     page.goto(f"{base}/track/{order.pk}/")
@@ -99,6 +85,7 @@ def test_the_customer_watches_the_rider_move_and_the_status_change(start_process
 def test_the_page_reconnects_and_resyncs_after_the_server_restarts(start_process, stack_env, page, customer, product):
     # given the customer watching an assigned order
     web = start_process("web", WEB_CONCURRENCY="1")
+    start_process("relay")  # status changes reach the page through the outbox relay
     driver = make_driver()
     order = assign(place_order(customer, product))
     page.goto(f"http://127.0.0.1:{web.port}/accounts/login/?next=/track/{order.pk}/")
@@ -128,6 +115,7 @@ def test_the_page_reconnects_and_resyncs_after_the_server_restarts(start_process
 def test_the_staff_live_map_shows_a_driver_appearing(start_process, page, staff):
     # given staff signed in to the admin, on the live map
     web = start_process("web", WEB_CONCURRENCY="1")
+    start_process("relay")  # status changes reach the page through the outbox relay
     base = f"http://127.0.0.1:{web.port}"
     page.goto(f"{base}/admin/live-map/")
     page.fill("#id_username", staff.email)
@@ -139,7 +127,7 @@ def test_the_staff_live_map_shows_a_driver_appearing(start_process, page, staff)
 
     # when a driver goes on duty and sends its first point
     driver = make_driver(name="Fresh Driver")
-    post_point(driver_api(base, driver.user), 52.5200, 13.4050)
+    post_point(api_as(base, driver.user), 52.5200, 13.4050)
 
     # then it appears on the map and in the table
     row = page.locator(f"#drivers tbody tr[data-driver-id='{driver.pk}']")

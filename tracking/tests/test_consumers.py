@@ -1,15 +1,18 @@
 """The order socket and the fleet socket over Channels' WebsocketCommunicator, through the real auth stack
 (origin check, session, JWT) and the real channel layer on Redis; news comes from the real services."""
 
+import json
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from common.testing import UserFactory
-from delivery import services as delivery
+from accounts.tests.factories import UserFactory
+from delivery.services import assignments
 from orders import services as orders
+from orders.events import outbox_publish
 from tracking.auth import websocket_auth_stack
 from tracking.routing import websocket_urlpatterns
 from tracking.tests.conftest import active_assignment, make_driver, place_order, post_points, session_cookie
@@ -57,6 +60,11 @@ async def receive_type(communicator, wanted: str) -> dict:
         message = await communicator.receive_json_from(timeout=5)
         if message["type"] == wanted:
             return message
+
+
+async def relay() -> None:
+    """What the relay process does next: publish the outbox (status changes reach the sockets through it)."""
+    await database_sync_to_async(outbox_publish)()
 
 
 def order_path(order) -> str:
@@ -118,6 +126,42 @@ async def test_a_foreign_origin_is_refused_at_the_handshake(assigned_order, cust
     connected, _ = await communicator.connect(timeout=5)
 
     assert not connected
+
+
+@pytest.mark.parametrize(
+    "origin", [b"null", b"http://testserver:9999", b"https://testserver.evil.example", b"http://evil.example"]
+)
+async def test_only_the_configured_origins_may_use_the_cookie_even_with_any_host_allowed(
+    assigned_order, customer, origin, settings
+):
+    settings.ALLOWED_HOSTS = ["*"]
+    stack = websocket_auth_stack(URLRouter(websocket_urlpatterns))
+    cookie = await database_sync_to_async(session_cookie)(customer)
+    headers = [(b"origin", origin), (b"cookie", f"sessionid={cookie}".encode())]
+
+    communicator = WebsocketCommunicator(stack, order_path(assigned_order), headers=headers)
+    connected, _ = await communicator.connect(timeout=5)
+    await communicator.disconnect()  # ends the refused application, as the server does
+
+    assert not connected
+
+
+async def test_the_same_origin_with_its_port_is_accepted(assigned_order, customer, settings):
+    settings.WEBSOCKET_ALLOWED_ORIGINS = ["https://courier.example", "http://localhost:8000"]
+    stack = websocket_auth_stack(URLRouter(websocket_urlpatterns))
+    cookie = await database_sync_to_async(session_cookie)(customer)
+
+    async def connected_from(origin: bytes) -> bool:
+        headers = [(b"origin", origin), (b"cookie", f"sessionid={cookie}".encode())]
+        communicator = WebsocketCommunicator(stack, order_path(assigned_order), headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    assert await connected_from(b"https://courier.example:443")
+    assert await connected_from(b"http://localhost:8000")
+    assert not await connected_from(b"http://localhost:9999")
+    assert not await connected_from(b"http://courier.example")
 
 
 async def test_a_session_cookie_without_an_origin_is_not_honoured(assigned_order, customer):
@@ -219,10 +263,12 @@ async def test_pickup_and_delivery_arrive_as_status_then_the_socket_closes_1000(
     await communicator.receive_json_from(timeout=5)
     assignment = await database_sync_to_async(active_assignment)(assigned_order)
 
-    await database_sync_to_async(delivery.assignment_accept)(assignment_id=assignment.pk, driver_id=driver.pk)
-    await database_sync_to_async(delivery.assignment_pick_up)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await database_sync_to_async(assignments.assignment_accept)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await database_sync_to_async(assignments.assignment_pick_up)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await relay()
     picked_up = await receive_type(communicator, "status")
-    await database_sync_to_async(delivery.assignment_deliver)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await database_sync_to_async(assignments.assignment_deliver)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await relay()
     delivered = await receive_type(communicator, "status")
 
     assert picked_up["status"] == "picked_up" and picked_up["cancel_reason"] is None
@@ -237,6 +283,7 @@ async def test_a_cancellation_arrives_with_its_reason_then_close_1000(assigned_o
     await communicator.receive_json_from(timeout=5)
 
     await database_sync_to_async(orders.order_cancel_and_settle)(order_id=assigned_order.pk, reason="customer")
+    await relay()
     status = await receive_type(communicator, "status")
 
     assert (status["status"], status["cancel_reason"]) == ("cancelled", "customer")
@@ -255,6 +302,58 @@ async def test_watching_a_finished_order_gives_snapshot_and_status_then_close_10
     assert await closed_with(communicator) == 1000
 
 
+async def test_a_finished_orders_snapshot_does_not_follow_the_rider_to_its_next_job(assigned_order, customer, driver):
+    user = await database_sync_to_async(lambda: driver.user)()
+    await database_sync_to_async(orders.order_cancel_and_settle)(order_id=assigned_order.pk, reason="customer")
+    await database_sync_to_async(post_points)(user, (52.5400, 13.4500))
+
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    snapshot = await communicator.receive_json_from(timeout=5)
+
+    assert snapshot["order"]["status"] == "cancelled"
+    assert snapshot["position"] is None and snapshot["eta_seconds"] is None
+    assert await receive_type(communicator, "status")
+    assert await closed_with(communicator) == 1000
+
+
+async def test_after_delivery_the_watcher_gets_no_more_of_the_riders_positions(assigned_order, customer, driver):
+    communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await communicator.receive_json_from(timeout=5)
+    user = await database_sync_to_async(lambda: driver.user)()
+    assignment = await database_sync_to_async(active_assignment)(assigned_order)
+    for move in (assignments.assignment_accept, assignments.assignment_pick_up, assignments.assignment_deliver):
+        await database_sync_to_async(move)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await relay()
+
+    await database_sync_to_async(post_points)(user, (52.5400, 13.4500))
+    frames = []
+    while (output := await communicator.receive_output(timeout=5))["type"] != "websocket.close":
+        frames.append(json.loads(output["text"]))
+
+    assert [frame["status"] for frame in frames if frame["type"] == "status"][-1] == "delivered"
+    assert not [frame for frame in frames if frame["type"] == "position"]
+    assert output["code"] == 1000
+    assert await communicator.receive_nothing(timeout=0.5)
+
+
+async def test_the_staff_map_gets_one_driver_id_for_a_driver_in_every_message(assigned_order, driver, staff):
+    communicator = await connect(await socket("/ws/fleet/", user=staff, how="session"))
+    snapshot = await communicator.receive_json_from(timeout=5)
+    user = await database_sync_to_async(lambda: driver.user)()
+    assignment = await database_sync_to_async(active_assignment)(assigned_order)
+
+    await database_sync_to_async(post_points)(user, (52.5240, 13.4160))
+    moved = await receive_type(communicator, "driver")
+    await database_sync_to_async(assignments.assignment_accept)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await database_sync_to_async(assignments.assignment_pick_up)(assignment_id=assignment.pk, driver_id=driver.pk)
+    await relay()
+    picked_up = await receive_type(communicator, "order")
+
+    assert snapshot["drivers"][0]["driver_id"] == moved["driver_id"] == picked_up["driver_id"] == str(driver.pk)
+    assert picked_up["order_id"] == str(assigned_order.pk) and picked_up["status"] == "picked_up"
+    await communicator.disconnect()
+
+
 # --- Messages from the client -------------------------------------------------------------------------
 
 
@@ -271,7 +370,8 @@ async def test_ping_is_answered_with_pong(assigned_order, customer):
 @pytest.mark.parametrize(
     "frame",
     [{"text_data": "{not json"}, {"text_data": '{"type": "subscribe"}'}, {"text_data": "[1, 2]"},
-     {"text_data": '"ping"'}, {"text_data": "{}"}, {"bytes_data": b"\x00\x01"}],
+     {"text_data": '"ping"'}, {"text_data": "{}"}, {"bytes_data": b"\x00\x01"},
+     {"text_data": "[" * 2000 + "]" * 2000}, {"text_data": '{"type": "ping", "pad": "' + "x" * 5000 + '"}'}],
 )  # fmt: skip
 async def test_bad_messages_get_an_error_and_the_socket_stays_open(assigned_order, customer, frame):
     communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
@@ -284,6 +384,29 @@ async def test_bad_messages_get_an_error_and_the_socket_stays_open(assigned_orde
     assert error == {"type": "error", "code": "bad_message"}
     assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_a_user_may_hold_only_so_many_sockets(assigned_order, customer, settings):
+    settings.WEBSOCKET_MAX_SOCKETS_PER_USER = 2
+    first = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    second = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    await first.receive_json_from(timeout=5)
+    await second.receive_json_from(timeout=5)
+
+    third = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    assert await closed_with(third) == 4429
+
+    await first.disconnect()
+    fourth = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
+    assert (await fourth.receive_json_from(timeout=5))["type"] == "snapshot"
+    await second.disconnect()
+    await fourth.disconnect()
+
+
+async def test_an_unknown_websocket_path_is_refused_as_not_found(customer):
+    communicator = await connect(await socket("/ws/nope/", user=customer), "bearer")
+
+    assert await closed_with(communicator) == 4404
 
 
 # --- The staff fleet socket ---------------------------------------------------------------------------
@@ -313,6 +436,7 @@ async def test_fleet_snapshot_then_drivers_and_orders_live(assigned_order, drive
     assert (appeared["driver_id"], appeared["name"], appeared["lat"]) == (str(newcomer.pk), "New Driver", 50.0 + 2.5)
 
     order = await database_sync_to_async(place_order)(customer, product)
+    await relay()
     news = await receive_type(communicator, "order")
     assert news["order_id"] == str(order.pk) and news["status"] in {"reserved", "paid"}
     assert news["destination"]["address"] == "Torstrasse 1, Berlin"

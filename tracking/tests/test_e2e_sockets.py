@@ -10,6 +10,8 @@ import pytest
 import websockets
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from orders.models import OutboxEvent
+from orders.tests.test_crash import wait_until
 from tracking.tests.conftest import active_assignment, assign, make_driver, place_order
 
 CLIENTS = 50
@@ -46,6 +48,9 @@ def test_a_posted_point_and_status_changes_reach_50_clients(start_process, custo
     driver = make_driver()
     order = assign(place_order(customer, product))
     assignment = active_assignment(order)
+    # Status changes reach the sockets through the outbox relay; the setup's own events are out before anyone watches.
+    start_process("relay")
+    assert wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists())
     customer_token, driver_token = token_for(customer), token_for(driver.user)
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {driver_token}"}, timeout=20)
 

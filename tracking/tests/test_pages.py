@@ -5,7 +5,8 @@ import json
 import pytest
 from django.test import Client
 
-from common.testing import UserFactory
+from accounts.tests.factories import UserFactory
+from tracking.tests.conftest import place_order
 
 PASSWORD = "correct horse battery staple"
 
@@ -107,3 +108,94 @@ def test_the_live_map_is_inside_the_admin_for_staff_only(staff, customer):
     assert page.status_code == 200
     assert b"fleet-map" in page.content and b'id="header"' in page.content  # the admin's own chrome
     assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+
+
+def test_the_tracking_page_says_what_was_ordered_and_where_it_is(assigned_order, customer):
+    client = Client()
+    client.force_login(customer)
+
+    html = client.get(f"/track/{assigned_order.pk}/").content.decode()
+
+    assert f'Order <span id="order-number" title="{assigned_order.pk}">{str(assigned_order.pk)[:8].upper()}<' in html
+    assert "1 × " in html and "12.50 EUR" in html  # the line and the total, from minor units
+    rider = assigned_order.driver_user.name
+    assert f"{rider} is on the way to the store to pick up your order." in html
+    assert "52.53" not in html.split('<script id="tracking-page"')[0]  # no raw coordinates on the page
+
+
+def test_a_cancelled_order_says_why_and_what_happened_to_the_money(customer, product):
+    from orders import services as orders
+
+    order = place_order(customer, product)  # paid
+    orders.order_cancel_and_settle(order_id=order.pk, reason="no_driver")
+    client = Client()
+    client.force_login(customer)
+
+    html = client.get(f"/track/{order.pk}/").content.decode()
+
+    assert "Cancelled: no rider was free near the store." in html
+    assert "12.50 EUR refunded to your payment method." in html
+    assert (
+        'id="rider-line" hidden' in html
+        and 'id="eta-line" hidden' in html
+        and 'id="timeline" class="timeline" hidden' in html
+    )
+
+
+def test_a_declined_order_says_nothing_was_charged(customer, product):
+    from orders import services as orders
+
+    order = orders.order_create(
+        customer=customer, store=product.store, lines=[orders.LineInput(product=product, quantity=1)],
+        delivery_address="Torstrasse 1, Berlin", delivery_lat=52.53, delivery_lng=13.4, payment_token="tok_declined",
+    )  # fmt: skip
+    while orders.order_saga_advance(order_id=order.pk) is not None:
+        pass
+    client = Client()
+    client.force_login(customer)
+
+    html = client.get(f"/track/{order.pk}/").content.decode()
+
+    assert "Cancelled: your payment was declined." in html and "You were not charged." in html
+
+
+def test_the_order_list_tells_orders_apart(customer, product):
+    first = place_order(customer, product)
+    second = place_order(customer, product)
+    client = Client()
+    client.force_login(customer)
+
+    html = client.get("/track/").content.decode()
+
+    for order in (first, second):
+        assert f"Order {str(order.pk)[:8].upper()}" in html
+    assert html.count(f"1 × {product.name}") == 2 and html.count("12.50 EUR") == 2
+    assert html.index(str(second.pk)) < html.index(str(first.pk))  # newest first
+    assert "Paid" in html
+
+
+def test_a_refund_not_settled_yet_is_on_its_way_and_the_page_looks_again(customer, product):
+    from orders import services as orders
+
+    order = place_order(customer, product)  # paid
+    orders.order_cancel(order_id=order.pk, reason="customer")  # the refund comes after, in the saga
+    client = Client()
+    client.force_login(customer)
+
+    response = client.get(f"/track/{order.pk}/")
+
+    assert "Your refund of 12.50 EUR is on its way." in response.content.decode()
+    assert page_data(response)["refund_pending"] is True
+
+
+def test_an_order_given_back_by_its_rider_says_a_new_one_is_being_found(assigned_order, customer):
+    from delivery.services import assignments
+
+    assignment = assigned_order.assignments.get()
+    assignments.assignment_decline(assignment_id=assignment.pk, driver_id=assignment.driver_id)
+    client = Client()
+    client.force_login(customer)
+
+    html = client.get(f"/track/{assigned_order.pk}/").content.decode()
+
+    assert "Paid. We are finding a rider near the store." in html

@@ -7,15 +7,14 @@
   const page = JSON.parse(document.getElementById("tracking-page").textContent);
   const STEPS = page.steps.map((s) => s.status);
   const FINAL = new Set(["delivered", "cancelled"]);
-  const LABELS = Object.fromEntries(page.steps.map((s) => [s.status, s.label]));
-  LABELS.cancelled = "Cancelled";
+  const LABELS = page.labels;
   const FALLBACK_SPEED = 6; // m/s (~22 km/h, a city rider) when the rider reports none
   const el = (id) => document.getElementById(id);
 
   // --- Map -------------------------------------------------------------------------------------
   const storeLatLng = [page.store.lat, page.store.lng];
   const destLatLng = [page.destination.lat, page.destination.lng];
-  const map = L.map("map", { zoomControl: true, attributionControl: true });
+  const map = L.map("map", { zoomControl: true, attributionControl: true, zoomSnap: 0.25 });
   L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
     maxZoom: 19,
     attribution: "© OpenStreetMap contributors",
@@ -28,18 +27,34 @@
   L.circleMarker(destLatLng, { radius: 9, color: "#9a3412", fillColor: "#f97316", fillOpacity: 1, className: "destination-marker" })
     .bindTooltip("You", { permanent: true, direction: "top" }).addTo(map);
   let rider = null;
-  map.fitBounds(L.latLngBounds([storeLatLng, destLatLng]).pad(0.3));
+  // Store and destination always in view, with room for their labels, whatever the screen: measured
+  // after layout (a phone's map box is sized by CSS after Leaflet first looks) and again on resize.
+  function fitPlaces(extra) {
+    map.invalidateSize();
+    map.fitBounds(L.latLngBounds([storeLatLng, destLatLng].concat(extra ? [extra] : [])),
+      { padding: [48, 48], maxZoom: 16, animate: false });
+  }
+  fitPlaces();
+  window.addEventListener("resize", () => fitPlaces(rider && rider.getLatLng()));
 
   // --- State -----------------------------------------------------------------------------------
   let status = page.status;
+  let riderName = page.rider;
   let lastRecordedAt = null;
   let lastPosition = null;
 
-  function showStatus(next, at, cancelReason) {
+  function showStatus(next, at) {
+    const previous = status;
     status = next;
     const node = el("status");
     node.textContent = LABELS[next] || next;
     node.dataset.status = next;
+    if (next === "cancelled") {
+      // What happened to the money is the server's to say (refunded, never charged): reload the page, once.
+      if (previous !== "cancelled") location.reload();
+      return;
+    }
+    showStatusLine();
     const reachedIndex = STEPS.indexOf(next);
     document.querySelectorAll("#timeline li").forEach((li, i) => {
       li.classList.toggle("done", reachedIndex >= 0 && i <= reachedIndex);
@@ -48,11 +63,13 @@
         li.querySelector("time").textContent = new Date(at).toLocaleTimeString();
       }
     });
-    if (next === "cancelled") {
-      el("cancelled").hidden = false;
-      el("cancelled").textContent = "This order was cancelled" + (cancelReason ? " (" + cancelReason.replace(/_/g, " ") + ")." : ".");
-    }
-    if (FINAL.has(next)) el("eta").textContent = next === "delivered" ? "delivered" : "–";
+    if (FINAL.has(next)) el("eta-line").hidden = true;
+  }
+
+  function showStatusLine() {
+    // Assigned without a rider: the rider gave it back and a new one is being found (status never goes back).
+    const line = page.status_lines[status === "assigned" && !riderName ? "paid" : status];
+    if (line) el("status-line").textContent = line.replace("{rider}", riderName || "Your rider");
   }
 
   function distanceMeters(a, b) {
@@ -93,16 +110,18 @@
       rider.setLatLng(latLng);
     }
     trail.addLatLng(latLng);
-    el("position").textContent = position.lat.toFixed(5) + ", " + position.lng.toFixed(5);
+    // Where the rider is shows on the map; in words only how fresh that is (no raw coordinates).
+    el("position").textContent = "· seen " + (position.recorded_at ? new Date(position.recorded_at).toLocaleTimeString() : "just now");
     el("position").dataset.lat = position.lat;
     el("position").dataset.lng = position.lng;
     if (!fromSnapshot) showEta(estimateEta(position));
-    const bounds = L.latLngBounds([storeLatLng, destLatLng, latLng]);
-    if (!map.getBounds().contains(latLng)) map.fitBounds(bounds.pad(0.3));
+    if (!map.getBounds().contains(latLng)) fitPlaces(latLng);
   }
 
   function showDriver(driver) {
-    el("driver").textContent = driver ? driver.name : "not assigned yet";
+    riderName = driver ? driver.name : null;
+    el("driver").textContent = riderName || "not assigned yet";
+    if (!FINAL.has(status)) showStatusLine();
   }
 
   function setConnection(state, text) {
@@ -128,20 +147,20 @@
         attempt = 0;
         setConnection("live", "live");
         showDriver(message.driver);
-        showStatus(message.order.status, null, null);
+        showStatus(message.order.status, null);
         showPosition(message.position, true);
         showEta(message.eta_seconds);
       } else if (message.type === "position") {
         showPosition(message, false);
       } else if (message.type === "status") {
-        showStatus(message.status, message.at, message.cancel_reason);
+        showStatus(message.status, message.at);
         if (FINAL.has(message.status)) finished = true;
       }
     };
     socket.onclose = (event) => {
       clearInterval(pinger);
       if (finished || event.code === 1000) {
-        setConnection("done", FINAL.has(status) ? "delivery finished" : "closed");
+        setConnection("done", status === "delivered" ? "delivered" : status === "cancelled" ? "order cancelled" : "closed");
         return;
       }
       if (event.code === 4401) {
@@ -160,11 +179,18 @@
     };
   }
 
-  showStatus(page.status, null, page.cancel_reason);
+  showStatus(page.status, null);
   page.steps.forEach((step, i) => {
     if (step.at) document.querySelectorAll("#timeline li time")[i].textContent = new Date(step.at).toLocaleTimeString();
   });
   if (FINAL.has(page.status)) finished = true;
+  // Until the refund is settled, look again every 3 s, 20 times at most (a gateway outage can take longer:
+  // the saga keeps retrying, and the next visit shows the outcome).
+  const lookedAgain = Number(sessionStorage.getItem("refund-" + page.order_id) || 0);
+  if (page.refund_pending && lookedAgain < 20) {
+    sessionStorage.setItem("refund-" + page.order_id, lookedAgain + 1);
+    setTimeout(() => location.reload(), 3000);
+  }
   connect();
   window.courierTracking = { map, rider: () => rider, lastPosition: () => lastPosition };
 })();
