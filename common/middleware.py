@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from common.problems import problem_response
+from common.problems import dependency_down, outage_response, problem_response
 
 
 class BodySizeLimitMiddleware:
@@ -22,3 +22,20 @@ class BodySizeLimitMiddleware:
         if limit is not None and length > limit and not request.path.startswith("/admin/"):
             return problem_response(413, "body_too_large", f"The request body is larger than {limit} bytes.")
         return self.get_response(request)
+
+
+class DependencyOutageMiddleware:
+    """A view that fails because a dependency is down answers 503 with Retry-After (see
+    `common.problems.dependency_down`), with DEBUG on too; `handler500` does the same for errors
+    raised outside views."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if dependency := dependency_down(exception):
+            return outage_response(request, dependency)
+        return None

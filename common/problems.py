@@ -1,10 +1,17 @@
 """RFC 9457 problem details: every error of every endpoint has this shape and a stable `code`."""
 
 import math
+import sys
+from functools import wraps
 from http import HTTPStatus
 
+import kombu.exceptions
+import redis
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django_redis.exceptions import ConnectionInterrupted
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -84,7 +91,56 @@ _CODES = {
 }
 
 
+# --- Dependency outages ---------------------------------------------------------------------------
+# A dependency that is down (PostgreSQL restarting, Redis away or hung, the broker unreachable) is not our
+# bug and not the client's: 503 with Retry-After, so clients back off and try again, never a 500.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+_OUTAGES = (
+    ((OperationalError, InterfaceError), "database"),
+    ((redis.ConnectionError, redis.TimeoutError, ConnectionInterrupted), "redis"),
+    ((kombu.exceptions.OperationalError,), "broker"),
+)
+
+
+def dependency_down(exc: BaseException | None) -> str | None:
+    """Which dependency `exc` says is unreachable ("database", "redis", "broker"), or None.
+
+    Follows the exception's causes too: Django wraps psycopg's errors, django-redis wraps redis-py's."""
+    seen = 0
+    while exc is not None and seen < 5:
+        for classes, name in _OUTAGES:
+            if isinstance(exc, classes):
+                return name
+        if isinstance(exc, DatabaseError):  # an integrity or data error is a bug or bad input, not an outage
+            return None
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def outage_body(dependency: str) -> dict:
+    return problem_body(
+        503, "dependency_down", f"A service we depend on ({dependency}) is unavailable; try again shortly.",
+        dependency=dependency,
+    )  # fmt: skip
+
+
+def outage_response(request, dependency: str) -> HttpResponse:
+    """problem+json for API clients; a short HTML page for a browser asking for a page."""
+    headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
+    accept = request.META.get("HTTP_ACCEPT", "") if request is not None else ""
+    if request is not None and not request.path.startswith("/api/") and "text/html" in accept:
+        page = (
+            "<!doctype html><title>Back in a moment</title><h1>Back in a moment</h1>"
+            "<p>Part of Courier is briefly unavailable. This page will work again in a few seconds.</p>"
+        )
+        return HttpResponse(page, status=503, headers=headers)
+    return JsonResponse(outage_body(dependency), status=503, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
 def problem_exception_handler(exc, context):
+    if dependency := dependency_down(exc):
+        headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
+        return Response(outage_body(dependency), status=503, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, RequestDataTooBig):
         return _problem(413, "body_too_large", "The request body is too large.")
     if isinstance(exc, Http404):
@@ -139,6 +195,9 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Django calls this inside its `except` block: the exception at hand says whether a dependency is down.
+    if dependency := dependency_down(sys.exc_info()[1]):
+        return outage_response(request, dependency)
     return problem_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
 
 
@@ -148,3 +207,23 @@ def handler400(request, exception=None):
 
 def handler403(request, exception=None):
     return problem_response(403, "permission_denied", "You may not do this.")
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a session-authenticated write without its CSRF token, answered like every other error."""
+    return problem_response(403, "csrf_failed", f"CSRF check failed: {reason}")
+
+
+def read_only(view):
+    """For plain Django views that only read (health, metrics): other methods get a 405 problem, not a CSRF
+    page, and nothing of a write's machinery (CSRF) applies to them."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = problem_response(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)

@@ -8,20 +8,63 @@ from pathlib import Path
 
 import environ
 import xstatic.pkg.leaflet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdef")
+# Public, in this file: fine for `make run` and the tests, fatal anywhere else. With DEBUG off the process refuses it.
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdef"
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=False)
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DEBUG is off but SECRET_KEY is the built-in development key, which anyone can read in config/settings.py "
+        "and use to forge sessions and tokens. Set SECRET_KEY to a long random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'), or DEBUG=1 on a development machine."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Page origins whose WebSocket handshakes may use the visitor's session cookie, compared exactly (scheme, host,
+# port); `null` never matches. Not ALLOWED_HOSTS: `*` there must not switch the check off. Unset: every explicit
+# ALLOWED_HOSTS name over http and https, on the default port and on $PORT (what `make run` serves).
+WEBSOCKET_ALLOWED_ORIGINS = env.list(
+    "WEBSOCKET_ALLOWED_ORIGINS",
+    default=[
+        f"{scheme}://{host}{port}"
+        for host in ALLOWED_HOSTS
+        if host != "*" and not host.startswith(".")
+        for scheme in ("http", "https")
+        for port in ("", f":{env.int('PORT', default=8000)}")
+    ],
+)
+# Sockets one user may hold at once (across web processes), and the largest frame a client may send.
+WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=100)
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=4096)
+CSRF_FAILURE_VIEW = "common.problems.csrf_failure"
+
+# --- HTTPS behind a TLS-terminating proxy (production; README "Production") ------------------------
+# The web process speaks plain HTTP; the proxy in front terminates TLS. HTTPS_ONLY=1 turns on everything that
+# follows; each can be set on its own too.
+HTTPS_ONLY = env.bool("HTTPS_ONLY", default=False)
+# Trust the proxy's X-Forwarded-Proto to tell HTTPS requests apart. Only behind a proxy that sets (overwrites) it:
+# otherwise any client could claim HTTPS.
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=HTTPS_ONLY)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS_ONLY)
+# Probes of the load balancer and Prometheus come over plain HTTP from inside; they are never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=HTTPS_ONLY)
+# HSTS: browsers refuse plain HTTP for this long. Include subdomains and preload only when every subdomain is HTTPS.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS_ONLY)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS_ONLY)
 
 INSTALLED_APPS = [
     "daphne",  # serves `runserver` (HTTP + WebSocket) in development
-    "django.contrib.admin",
+    "tracking.apps.CourierAdminConfig",  # django.contrib.admin with Courier's site (tracking/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -29,7 +72,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files: /api/docs/ works offline
     "channels",
+    "axes",
     "accounts",
     "inventory",
     "orders",
@@ -41,12 +86,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.BodySizeLimitMiddleware",
+    "common.middleware.DependencyOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in page's lockout into the lockout page (accounts.lockout); last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -72,15 +120,26 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/courier")}
 # Persistent connections: every request would otherwise pay a fresh PostgreSQL handshake (~3 ms here).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A `SELECT 1` before each request's first query, so a connection broken by a PostgreSQL restart is replaced before it
+# fails a request. It is a round trip per request: ~1/4 of an order's wall time under load (BENCHMARKS.md). Off, the
+# first request per connection after a restart fails (503) and the connection is replaced after it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+# A database that does not answer the handshake fails the request in seconds (503), never hangs a thread.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT_SECONDS", default=3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Every Redis call is bounded: a hung Redis (SIGSTOP, a full network queue) must cost a request this
+# long, never a thread forever.
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=2.0)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": env("CACHE_URL", default=REDIS_URL),
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT_SECONDS,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_SECONDS,
+        },
     }
 }
 CHANNEL_LAYERS = {
@@ -88,7 +147,13 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # socket_timeout above channels-redis' 5 s blocking pop: redis-py 8 defaults to 5 s too, so under load the
         # pop's own empty answer arrived "late", raised TimeoutError and killed the socket (seen in bench-tracking).
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            "hosts": [
+                {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS}
+            ],
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 
@@ -103,7 +168,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An unacked message of a dead worker comes back after this; the sweeper re-drives sooner.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# Socket timeouts bound a publish to a hung Redis (the worker's blocking pop waits 1 s, well inside them).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS + 3,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT_SECONDS
+# A publish to an unreachable broker gives up after ~1 s of retries: the outbox keeps the event for the sweeper.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {"task": "orders.tasks.orders_sweep_task", "schedule": env.float("SWEEP_INTERVAL_SECONDS", 10.0)},
@@ -124,29 +197,54 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.validators.DistinctCharactersValidator"},
 ]
 PASSWORD_HASHERS = env.list(
     "PASSWORD_HASHERS",
     default=["django.contrib.auth.hashers.PBKDF2PasswordHasher"],
 )
 LOGIN_URL = "/accounts/login/"
+# After sign-in without a (safe) `next`: the landing page, which links every place a user may go.
+LOGIN_REDIRECT_URL = "/"
+# django-axes refuses locked-out sign-ins before the password is checked (accounts.lockout); then Django's own.
+AUTHENTICATION_BACKENDS = ["accounts.lockout.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+# Reverse proxies of ours in front of the web process: decides the client address for every per-address count
+# (throttles, sign-in lockout). 0 = clients connect directly and X-Forwarded-For is ignored (common.addresses).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Failed sign-ins before a lockout, counted per account and per client address in a window (accounts.lockout).
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=10)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_HANDLER = "accounts.lockout.AccountAndAddressHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # this order: accounts.lockout reads the counts so
+AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_ACCOUNT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "common.addresses.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_page"
+AXES_ENABLE_ADMIN = False  # the counts live in the cache; axes' admin shows database records only
+AXES_VERBOSE = False
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Access tokens carry the claims hot endpoints need (accounts.tokens); refresh re-reads the user.
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.CourierTokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.CourierTokenRefreshSerializer",
 }
 
 # --- API ---------------------------------------------------------------------------------------
 THROTTLE_ENABLED = env.bool("THROTTLE_ENABLED", default=True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # No user-row read per request: the token's claims answer who calls (accounts.authentication).
+        "accounts.authentication.ClaimsJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "common.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": (
@@ -155,8 +253,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env("THROTTLE_USER_RATE", default="1200/min"),
         "anon": env("THROTTLE_ANON_RATE", default="120/min"),
-        "login": env("THROTTLE_LOGIN_RATE", default="20/min"),
     },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -164,6 +262,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders that never oversell, a crash-safe payment saga, dispatch and live tracking.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the pinned drf-spectacular-sidecar package, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 # Requests larger than this answer 413 before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=256 * 1024)
@@ -181,17 +283,25 @@ POSITION_TTL_SECONDS = env.int("POSITION_TTL_SECONDS", default=120)
 POSITION_HISTORY_RETENTION_DAYS = env.int("POSITION_HISTORY_RETENTION_DAYS", default=30)
 # Approximate cap of the `location_events` Redis stream (entries).
 LOCATION_STREAM_MAXLEN = env.int("LOCATION_STREAM_MAXLEN", default=1_000_000)
-PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="orders.gateways.MockGateway")
+PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="sandbox.gateway.MockGateway")
+# The sandbox gateway keeps its books in a table of its own app; on a real gateway neither exists.
+if PAYMENT_GATEWAY.startswith("sandbox."):
+    INSTALLED_APPS.append("sandbox")
 PAYMENT_TIMEOUT_SECONDS = env.float("PAYMENT_TIMEOUT_SECONDS", default=5.0)
 PAYMENT_MAX_ATTEMPTS = env.int("PAYMENT_MAX_ATTEMPTS", default=5)
 PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=1.0)
 PAYMENT_BREAKER_FAIL_MAX = env.int("PAYMENT_BREAKER_FAIL_MAX", default=10)
 PAYMENT_BREAKER_RESET_SECONDS = env.int("PAYMENT_BREAKER_RESET_SECONDS", default=15)
+# A charge the gateway keeps failing is given up this long after its first failure (or after
+# PAYMENT_MAX_ATTEMPTS attempts, whichever is first). Waits for an open breaker are not attempts.
+PAYMENT_GIVE_UP_SECONDS = env.int("PAYMENT_GIVE_UP_SECONDS", default=45)
 SAGA_STUCK_AFTER_SECONDS = env.int("SAGA_STUCK_AFTER_SECONDS", default=60)
 OUTBOX_STALE_AFTER_SECONDS = env.int("OUTBOX_STALE_AFTER_SECONDS", default=5)
+# The relay process (`manage.py outbox_relay`) looks for new events this often when it has caught up; the
+# mean commit -> publish delay is about half of it. Each pass publishes at most OUTBOX_RELAY_BATCH events.
+OUTBOX_RELAY_POLL_SECONDS = env.float("OUTBOX_RELAY_POLL_SECONDS", default=0.02)
+OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=200)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
-# A claim on a key older than this whose request never finished (its process died) may be taken over.
-IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECONDS", default=60)
 
 # --- i18n, static ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -4,3 +4,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
+
+from common.wsgi import ChunkedBodyMiddleware  # noqa: E402 - needs the settings configured above
+
+application = ChunkedBodyMiddleware(application)

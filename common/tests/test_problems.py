@@ -114,3 +114,40 @@ def test_negative_content_length_is_not_a_500():
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_dependency_outages_are_told_apart_from_bugs_and_bad_input():
+    import kombu.exceptions
+    import redis
+    from django.db import IntegrityError, InterfaceError, OperationalError
+    from django_redis.exceptions import ConnectionInterrupted
+
+    from common.problems import dependency_down
+
+    try:
+        try:
+            raise redis.TimeoutError("Timeout reading from socket")
+        except redis.TimeoutError as inner:
+            raise RuntimeError("a library wrapped it") from inner
+    except RuntimeError as wrapped:
+        wrapped_timeout = wrapped
+
+    assert dependency_down(OperationalError("server closed the connection")) == "database"
+    assert dependency_down(InterfaceError("connection already closed")) == "database"
+    assert dependency_down(ConnectionInterrupted(connection=None)) == "redis"
+    assert dependency_down(redis.ConnectionError("refused")) == "redis"
+    assert dependency_down(wrapped_timeout) == "redis"
+    assert dependency_down(kombu.exceptions.OperationalError("broker unreachable")) == "broker"
+    assert dependency_down(IntegrityError("duplicate key")) is None
+    assert dependency_down(ValueError("a bug")) is None
+
+
+def test_outage_answers_503_problem_with_retry_after():
+    from django.db import OperationalError
+
+    response = problem_exception_handler(OperationalError("the database system is shutting down"), {})
+
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    assert int(response["Retry-After"]) > 0
+    assert (response.data["code"], response.data["dependency"]) == ("dependency_down", "database")

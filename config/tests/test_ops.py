@@ -102,3 +102,14 @@ def test_unknown_url_is_a_problem_404(customer_api, path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_ops_endpoints_answer_other_methods_with_a_problem_405(path, method):
+    response = getattr(APIClient(enforce_csrf_checks=True), method)(path, {"x": 1}, format="json")
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD"
