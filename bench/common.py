@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -39,6 +40,8 @@ def configure() -> dict:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "THROTTLE_ENABLED": "false",
         "DEBUG": "0",
+        # Production-like, so not the development key (refused with DEBUG off); one per run, shared by its processes.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or f"bench-{secrets.token_urlsafe(40)}",
         "LOG_LEVEL": "WARNING",
         # Tokens minted before the run must outlive it.
         "JWT_ACCESS_MINUTES": "240",
@@ -96,9 +99,10 @@ def stack(env: dict, *processes: str | tuple[str, str]):
 
 
 def access_token(user) -> str:
-    from rest_framework_simplejwt.tokens import AccessToken
+    """An access token as sign-in issues it (with the claims that spare the user-row read)."""
+    from accounts.tokens import access_token_for
 
-    return str(AccessToken.for_user(user))
+    return str(access_token_for(user))
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ DRIVERS available drivers with live positions scattered within ~5 km of one stor
 first STEADY_ORDERS at STEADY_RATE per second, then a burst of ORDERS at once (async httpx, 50 in flight).
 Reported from the orders' timelines (one database clock): `paid → assigned` (commit_stock row to assign_driver
 row) and `created → assigned`, p50/p95/max. Baseline in the same run: one dispatch attempt timed in this process
-(`services.order_dispatch` on a paid order, no queue), so the ratio shows what queueing adds.
+(`dispatch.order_dispatch` on a paid order, no queue), so the ratio shows what queueing adds.
 """
 
 import os
@@ -35,9 +35,9 @@ STORE = (52.5219, 13.4132)
 
 def seed():
     from accounts.models import User
-    from delivery import services
     from delivery.models import Driver
     from delivery.selectors import driver_for_user
+    from delivery.services import ingest
     from inventory.models import Product, Store
 
     store = Store.objects.create(name="Bench store", address="Alexanderplatz 1", lat=STORE[0], lng=STORE[1])
@@ -52,7 +52,7 @@ def seed():
     rng = random.Random(7)
     for user in riders:  # through the real ingest path: history, live hash, GEO set
         lat, lng = STORE[0] + rng.uniform(-0.045, 0.045), STORE[1] + rng.uniform(-0.07, 0.07)
-        services.driver_locations_ingest(
+        ingest.driver_locations_ingest(
             driver=driver_for_user(user_id=user.pk),
             points=[{"lat": lat, "lng": lng, "recorded_at": _now(), "heading": None, "speed": None, "accuracy": None}],
         )
@@ -71,7 +71,7 @@ def _now():
 def baseline_dispatch_ms(store, products) -> float:
     """One dispatch attempt in-process (no broker, no worker): the floor a queued dispatch adds to."""
     from accounts.models import User
-    from delivery import services
+    from delivery.services import dispatch
     from orders import services as orders
 
     customer = User.objects.create(email="baseline@bench.example", name="Baseline", password="!")
@@ -84,7 +84,7 @@ def baseline_dispatch_ms(store, products) -> float:
         while orders.order_saga_advance(order_id=order.pk) is not None:
             pass
         began = time.perf_counter()
-        services.order_dispatch(order_id=order.pk)
+        dispatch.order_dispatch(order_id=order.pk)
         timings.append((time.perf_counter() - began) * 1000)
     return statistics.median(timings)
 
@@ -151,7 +151,7 @@ def main() -> None:
         }  # fmt: skip
 
     rows = []
-    with kit.stack(env, "web", "worker") as processes:
+    with kit.stack(env, "web", "worker", "dispatch", "relay") as processes:
         base_url = f"http://127.0.0.1:{processes['web'].port}"
         # Warm-up (not measured): the worker's first tasks open connections and import lazily.
         warm = kit.burst([order_request(i) for i in range(4)], base_url=base_url, concurrency=4)

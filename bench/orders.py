@@ -1,16 +1,18 @@
-"""`make bench-orders`: orders per second on the real platform, what bounds them, and no oversell under a rush.
+"""`make bench-orders`: orders per second on the real platform, the saga keeping pace, and no oversell.
 
-Runs against the bench database and Redis (see bench/common.py), with the Procfile's `web` and `worker`:
-1. orders: wrk (one C thread) POSTs /api/v1/orders from many connections for --seconds, unique Idempotency-Keys,
-   N customers, several stores; orders/s, p50/p95/p99, errors. Repeated --reps times; medians.
-2. ceiling: /healthz and /api/v1/me (JWT auth + one user query) on the same server; orders/s as a share of it.
-3. web servers: /api/v1/me under uvicorn + a2wsgi (the Procfile), gunicorn sync, uvicorn + Django's ASGI handler.
-4. hot item: one product, --hot-buyers buyers at once, fewer units than buyers: exactly the units are sold.
-5. the saga drains (every order paid) and `manage.py check_invariants` passes on the bench database.
-With --profile, py-spy samples the web workers during one more orders run and prints the top costs.
+Runs against the bench database and Redis (see bench/common.py), in this order, in one run:
+1. web servers: for each server (uvicorn + a2wsgi = the Procfile, gunicorn gthread, granian WSGI and ASGI) with
+   `web` alone: GET /healthz, GET /api/v1/me and POST /api/v1/orders with --connections (32), --reps runs each,
+   medians, and ratios to the same server's /healthz; orders with 16 connections too (the p95 target).
+2. profile: py-spy on the Procfile's web workers during one orders run, and the in-process CPU of one order.
+3. hot item: one product, --hot-buyers buyers at once, fewer units: exactly the units are sold; then
+   `manage.py check_invariants`.
+4. sustained, on a fresh database: the Procfile's `web`, `worker`, `dispatch` and `relay`; wrk offers --rate
+   orders/s for --sustained-seconds (paced connections, random pauses); then orders created and paid per second in
+   that window, created -> paid p50/p95 and commit -> relay -> saga start, from the orders' own timestamps (one
+   database clock); `check_invariants` again.
 
-The machine's 2 cores are shared by server, worker, PostgreSQL, Redis and the load generator: wrk's single thread
-costs a few percent of one core; the async-httpx burst in step 4 is 200 requests only.
+The machine's 2 cores are shared by server, worker, PostgreSQL, Redis and the load generator (wrk, one C thread).
 """
 
 import argparse
@@ -21,7 +23,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +31,7 @@ from bench import common
 
 ORDER_SCRIPT = """
 local tokens = {%(tokens)s}
+local pace_ms = %(pace_ms)s
 local bodies = {%(bodies)s}
 local nonce = "%(nonce)s"
 local threads = {}
@@ -53,6 +55,7 @@ request = function()
   return wrk.format("POST", "/api/v1/orders", headers, bodies[counter %% #bodies + 1])
 end
 
+%(delay)s
 response = function(status, headers, body)
   if status == 201 then created = created + 1
   elseif status == 409 then conflicts = conflicts + 1
@@ -74,35 +77,66 @@ done = function(summary, latency, requests)
 end
 """
 
+# Paced runs: each connection waits a random 0..2x pace_ms between requests (mean rate = connections / pace).
+PACING = """
+function delay()
+  return math.random(0, 2 * pace_ms)
+end
+"""
+
+# A GET with percentiles and non-2xx counted (wrk's own summary has no p95).
+GET_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+response = function(status, headers, body) if status >= 300 then bad = bad + 1 end end
+done = function(summary, latency, requests)
+  local b = 0
+  for _, t in ipairs(threads) do b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"rps": %f, "p50": %f, "p95": %f, "p99": %f, "requests": %d, "other": %d, "socket_errors": %d, ' ..
+    '"errors": %d}\\n', summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000, summary.requests, b,
+    e.connect + e.read + e.write + e.timeout, b + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
 WEB_SERVERS = {
-    "uvicorn + a2wsgi, 2 workers (Procfile)": None,
-    "gunicorn sync, 2 workers (config.wsgi)": "gunicorn config.wsgi:application --bind 127.0.0.1:${PORT} --workers 2",
-    # Persistent connections leak under Django's ASGI handler (one per request thread): it runs with DB_CONN_MAX_AGE=0.
-    "uvicorn + Django ASGI handler, 2 workers": (
-        "env DB_CONN_MAX_AGE=0 uvicorn django.core.asgi:get_asgi_application --factory --host 127.0.0.1 --port ${PORT} "
-        "--workers 2 --lifespan off --no-access-log"
-    ),
+    "uvicorn + a2wsgi (Procfile)": None,
+    # The same, without the per-request `SELECT 1` health check (DB_CONN_HEALTH_CHECKS=false): what it costs.
+    "uvicorn + a2wsgi without health check": "env DB_CONN_HEALTH_CHECKS=false uvicorn config.asgi:application "
+    "--host 127.0.0.1 --port ${PORT} --workers 2 --lifespan off --no-access-log --ws websockets",
+    # One request per thread, 8 threads per process as WEB_THREADS; no WebSockets (a second server would serve them).
+    "gunicorn gthread": "gunicorn config.wsgi:application --bind 127.0.0.1:${PORT} --workers 2 --threads 8 "
+    "--worker-class gthread",
+    # Rust HTTP, Django called through WSGI on blocking threads; no WebSockets on this interface.
+    "granian WSGI": "granian --interface wsgi config.wsgi:application --host 127.0.0.1 --port ${PORT} --workers 2 "
+    "--blocking-threads 8 --no-ws --log-level warning",
+    # Rust HTTP + the same ASGI router as the Procfile (a2wsgi for HTTP, Channels for WebSockets): one port.
+    # bench/asgi_granian.py adapts granian's `receive` for a2wsgi (see there).
+    "granian ASGI (config.asgi)": "granian --interface asgi bench.asgi_granian:application --host 127.0.0.1 "
+    "--port ${PORT} --workers 2 --log-level warning",
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20, help="length of one orders run")
+    parser.add_argument("--seconds", type=float, default=8, help="length of one orders run")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every measurement (medians reported)")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent HTTP connections for the orders run")
-    parser.add_argument("--ceiling-seconds", type=float, default=6, help="length of one ceiling run")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent HTTP connections")
+    parser.add_argument("--ceiling-seconds", type=float, default=5, help="length of one /healthz or /me run")
+    parser.add_argument("--rate", type=float, default=200, help="orders/s offered in the sustained run")
+    parser.add_argument("--sustained-seconds", type=float, default=60)
+    parser.add_argument("--drain-seconds", type=float, default=60, help="how long the saga may take afterwards")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--products", type=int, default=20, help="products per store")
     parser.add_argument("--hot-buyers", type=int, default=200)
     parser.add_argument("--hot-units", type=int, default=50)
-    parser.add_argument("--drain-seconds", type=float, default=120, help="how long the worker may drain the saga")
-    parser.add_argument("--skip-servers", action="store_true", help="skip the web server comparison")
-    parser.add_argument("--profile", action="store_true", help="py-spy the web workers during one more orders run")
-    parser.add_argument(
-        "--worker-during-load", action="store_true",
-        help="run the Celery worker during the HTTP measurements too (default: it starts after them to drain the saga)",
-    )  # fmt: skip
+    parser.add_argument("--servers", default=",".join(WEB_SERVERS), help="comma-separated labels of WEB_SERVERS")
+    parser.add_argument("--skip-sustained", action="store_true")
+    parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument(
         "--pg-set", action="append", default=[], metavar="NAME=VALUE",
         help="a PostgreSQL setting for the bench database, e.g. synchronous_commit=off (experiments only)",
@@ -111,6 +145,7 @@ def main() -> int:
 
     env = common.configure()
     common.heading(f"Courier orders benchmark: {common.machine()}")
+    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {' '.join(sys.argv[1:]) or 'defaults'}")
     print(f"database {env['DATABASE_URL']}, redis {env['REDIS_URL']}, logs {common.LOG_DIR}", flush=True)
     print(f"before: {common.load()}", flush=True)
     pg_settings = dict(item.split("=", 1) for item in args.pg_set)
@@ -120,68 +155,37 @@ def main() -> int:
     seeded = seed(customers=args.customers, stores=args.stores, products=args.products)
     failures = []
 
-    # By default the worker starts after the HTTP measurements: on 2 shared cores it would otherwise take half the CPU
-    # that the web process is measured on. The saga backlog waits in Redis and is drained (and checked) at the end.
-    during_load = ("web", "worker") if args.worker_during_load else ("web",)
-    with common.stack(env, *during_load) as processes, ExitStack() as later:
-        base = f"http://127.0.0.1:{processes['web'].port}"
-        me_headers = {"Authorization": f"Bearer {seeded['tokens'][0]}"}
-        common.wrk(f"{base}/api/v1/me", seconds=2, connections=16, headers=me_headers)  # warm-up: imports, pools
+    # The HTTP ceilings run with `web` alone: the orders they place wait in the outbox (nothing relays them),
+    # reserved with their stock held, which check_invariants accepts. The sustained run comes last, on a fresh database.
+    rows = []
+    for label in args.servers.split(","):
+        rows += server_rows(env, label, WEB_SERVERS[label], seeded, args)
+        if any(row["other"] or row["socket_errors"] for row in rows[-4:]):
+            failures.append(f"{label}: unexpected answers or socket errors")
+    common.heading(f"web servers: {args.connections} connections (orders also 16), medians of {args.reps}")
+    print(common.table(rows, SERVER_COLUMNS), flush=True)
 
-        shape = f"{args.connections} connections, {args.seconds:.0f} s x {args.reps}"
-        common.heading(f"orders: POST /api/v1/orders, {shape}")
-        web_pid = processes["web"].popen.pid
-        runs = [{**orders_run(base, seeded, args, web_pid), "run": n + 1} for n in range(args.reps)]
-        orders = common.median_run(runs)
-        print(common.table(runs + [{**orders, "run": "median"}], ORDER_COLUMNS), flush=True)
-        if orders["other"] or orders["socket_errors"]:
-            failures.append(f"orders: {orders['other']} unexpected answers, {orders['socket_errors']} socket errors")
-
-        shape = f"{args.connections} connections, {args.ceiling_seconds:.0f} s x {args.reps}"
-        common.heading(f"ceiling on the same server: {shape}")
-        healthz = median_of(args.reps, f"{base}/healthz", args.ceiling_seconds, args.connections, web_pid)
-        me = median_of(args.reps, f"{base}/api/v1/me", args.ceiling_seconds, args.connections, web_pid, me_headers)
-        ceiling = [{"endpoint": "GET /healthz", **healthz}, {"endpoint": "GET /api/v1/me", **me}]
-        ceiling.append({"endpoint": "POST /api/v1/orders", **orders})
-        print(common.table(ceiling, ["endpoint", "rps", "p50", "p99", "errors", "web_cpu_ms", "db_cpu_ms"]), flush=True)
-        ratios = f"{orders['rps'] / me['rps']:.2f} x /api/v1/me = {orders['rps'] / healthz['rps']:.2f} x /healthz"
-        print(f"orders/s = {ratios}", flush=True)
-        cpu_ms = orders["web_cpu_ms"] + orders["db_cpu_ms"]
-        print(
-            f"CPU per order: web {orders['web_cpu_ms']:.1f} ms + PostgreSQL {orders['db_cpu_ms']:.1f} ms: "
-            f"two cores given to them alone would take at most ~{2000 / cpu_ms:.0f} orders/s",
-            flush=True,
-        )
-
-        if args.profile:
+    if not args.skip_profile:
+        with common.stack(env, "web") as processes:
+            base = f"http://127.0.0.1:{processes['web'].port}"
+            common.wrk(f"{base}/healthz", seconds=2, connections=16)
             profile(processes["web"], base, seeded, args)
-            cpu_profile(seeded)
+        cpu_profile(seeded)
 
+    with common.stack(env, "web") as processes:
+        base = f"http://127.0.0.1:{processes['web'].port}"
         common.heading(f"hot item: {args.hot_buyers} buyers at once, {args.hot_units} units")
         failures += hot_item(base, buyers=args.hot_buyers, units=args.hot_units)
+    common.heading("invariants after the load")
+    failures += check_invariants("after the load")
 
-        common.heading("invariants after the load, then the saga drains")
-        failures += check_invariants("after the load")
-        if not args.worker_during_load:
-            later.enter_context(common.stack(env, "worker"))
-        if saga_drain(args.drain_seconds):
-            failures += check_invariants("after the saga", retry_for=120)
-        else:
-            print(f"the saga backlog outlasts --drain-seconds {args.drain_seconds:.0f}: not checked again afterwards")
+    if not args.skip_sustained:
+        # A fresh database: the orders above wait unrelayed in the outbox, and would be the saga's backlog here.
+        from django.db import connections
 
-    if not args.skip_servers:
-        common.heading(f"web servers: GET /api/v1/me, {args.connections} connections, {args.ceiling_seconds:.0f} s")
-        rows = []
-        for label, command in WEB_SERVERS.items():
-            with common.stack(env, ("web", command) if command else "web") as processes:
-                url = f"http://127.0.0.1:{processes['web'].port}/api/v1/me"
-                common.wrk(url, seconds=2, connections=16, headers=me_headers)
-                web_pid = processes["web"].popen.pid
-                result = median_of(args.reps, url, args.ceiling_seconds, args.connections, web_pid, me_headers)
-                rows.append({"server": label, **result})
-        for row in rows:
-            row["vs Procfile"] = f"{row['rps'] / rows[0]['rps']:.2f}x"
-        print(common.table(rows, ["server", "rps", "p50", "p99", "errors", "web_cpu_ms", "vs Procfile"]), flush=True)
+        connections.close_all()  # the database is dropped WITH (FORCE): not under our own feet
+        common.prepare_database(pg_settings)
+        failures += sustained(env, seed(customers=args.customers, stores=args.stores, products=args.products), args)
 
     common.heading("result")
     print(f"after: {common.load()}")
@@ -191,19 +195,145 @@ def main() -> int:
     return 1 if failures else 0
 
 
-ORDER_COLUMNS = [
-    "run",
-    "rps",
-    "p50",
-    "p95",
-    "p99",
-    "created",
-    "conflicts",
-    "other",
-    "socket_errors",
-    "web_cpu_ms",
-    "db_cpu_ms",
-]
+SERVER_COLUMNS = ["server", "endpoint", "rps", "p50", "p95", "p99", "errors", "web_cpu_ms", "db_cpu_ms", "x healthz"]
+
+
+def server_rows(env: dict, label: str, command: str | None, seeded: dict, args) -> list[dict]:
+    """One server, `web` alone: /healthz, /me and orders with --connections, orders with 16; medians of --reps."""
+    common.heading(f"{label}: {command or 'Procfile web'}")
+    me_headers = {"Authorization": f"Bearer {seeded['tokens'][0]}"}
+    with common.stack(env, ("web", command) if command else "web") as processes:
+        base, pid = f"http://127.0.0.1:{processes['web'].port}", processes["web"].popen.pid
+        common.wrk(f"{base}/api/v1/me", seconds=2, connections=16, headers=me_headers)  # warm-up: imports, pools
+        orders_run(base, seeded, pid, seconds=2, connections=16)
+        rows = [
+            {"endpoint": "GET /healthz", **repeated(args, lambda: get_run(f"{base}/healthz", pid, args))},
+            {"endpoint": "GET /api/v1/me",
+             **repeated(args, lambda: get_run(f"{base}/api/v1/me", pid, args, me_headers))},
+            {"endpoint": "POST /api/v1/orders",
+             **repeated(args, lambda: orders_run(base, seeded, pid, args.seconds, args.connections))},
+            {"endpoint": "POST /api/v1/orders, 16 conn.",
+             **repeated(args, lambda: orders_run(base, seeded, pid, args.seconds, 16))},
+        ]  # fmt: skip
+    for row in rows:
+        row["server"] = label
+        row["x healthz"] = f"{row['rps'] / rows[0]['rps']:.2f}"
+    return rows
+
+
+def repeated(args, run) -> dict:
+    runs = [run() for _ in range(args.reps)]
+    print("  " + " / ".join(f"{r['rps']:.0f}" for r in runs) + " req/s", flush=True)
+    return common.median_run(runs)
+
+
+def get_run(url: str, pid: int, args, headers: dict | None = None) -> dict:
+    with common.cpu_meter(pid) as spent:
+        result = common.wrk(url, seconds=args.ceiling_seconds, connections=args.connections, headers=headers,
+                            script=GET_SCRIPT)  # fmt: skip
+    return {**result, **per_request(spent, result["requests"])}
+
+
+def sustained(env: dict, seeded: dict, args) -> list[str]:
+    """--rate orders/s for --sustained-seconds against web + worker + dispatch + relay; the saga's pace from the
+    orders' own timestamps. There are no drivers: every paid order keeps dispatch retrying beside the saga (the
+    backlog of issue 13.9), on its own worker line."""
+    from django.db import connection
+
+    connections = max(4, min(64, round(args.rate / 10)))  # ~10 orders/s per paced connection
+    pace_ms = 1000 * connections / args.rate
+    common.heading(f"sustained: {args.rate:.0f} orders/s offered for {args.sustained_seconds:.0f} s "
+                   f"({connections} connections, mean pause {pace_ms:.0f} ms), then up to {args.drain_seconds:.0f} s "
+                   f"for the saga; web + worker + dispatch + relay")  # fmt: skip
+    failures = []
+    with common.stack(env, "web", "worker", "dispatch", "relay") as processes:
+        base = f"http://127.0.0.1:{processes['web'].port}"
+        orders_run(base, seeded, processes["web"].popen.pid, seconds=3, connections=4, pace_ms=40)  # warm-up
+        time.sleep(3)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            window_start = cursor.fetchone()[0]
+        result = orders_run(base, seeded, processes["web"].popen.pid, seconds=args.sustained_seconds,
+                            connections=connections, pace_ms=pace_ms)  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            window_end = cursor.fetchone()[0]
+        deadline = time.monotonic() + args.drain_seconds
+        while time.monotonic() < deadline and _still_reserved(window_start, window_end):
+            time.sleep(1)
+        stats = saga_stats(window_start, window_end)
+    seconds = (window_end - window_start).total_seconds()
+    print(
+        f"HTTP: {result['rps']:.1f} orders/s created (201), p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, "
+        f"p99 {result['p99']:.1f} ms, {result['other']} unexpected, {result['socket_errors']} socket errors"
+    )
+    print(
+        f"window {seconds:.1f} s: {stats['created']} orders created = {stats['created'] / seconds:.1f}/s; "
+        f"paid inside the window {stats['paid_in_window'] / seconds:.1f}/s; "
+        f"{stats['paid']} of them paid in the end, {stats['still_reserved']} still reserved"
+    )
+    paid = f"p50 {stats['paid_p50']:.0f} ms, p95 {stats['paid_p95']:.0f} ms, max {stats['paid_max']:.0f} ms"
+    print(f"created -> paid: {paid}")
+    print(
+        f"commit -> published by the relay: p50 {stats['relay_p50']:.0f} ms, p95 {stats['relay_p95']:.0f} ms; "
+        f"commit -> charge starts: p50 {stats['start_p50']:.0f} ms, p95 {stats['start_p95']:.0f} ms",
+        flush=True,
+    )
+    if result["other"] or result["socket_errors"]:
+        failures.append("sustained: unexpected answers or socket errors")
+    if stats["still_reserved"]:
+        failures.append(f"sustained: {stats['still_reserved']} orders not paid {args.drain_seconds:.0f} s later")
+    failures += check_invariants("after the sustained run", retry_for=30)
+    return failures
+
+
+def _still_reserved(start, end) -> bool:
+    from orders.models import Order
+
+    return Order.objects.filter(created_at__range=(start, end), status="reserved").exists()
+
+
+SAGA_STATS_SQL = """
+WITH placed AS (SELECT id, created_at FROM orders_order WHERE created_at BETWEEN %(start)s AND %(end)s),
+paid AS (
+    SELECT p.id, p.created_at, t.at AS paid_at FROM placed p
+    JOIN orders_timelineentry t ON t.order_id = p.id AND t.step = 'commit_stock'
+),
+started AS (
+    SELECT p.id, p.created_at, min(t.at - make_interval(secs => coalesce(t.duration_ms, 0) / 1000)) AS at
+    FROM placed p JOIN orders_timelineentry t ON t.order_id = p.id AND t.step = 'charge_payment' GROUP BY 1, 2
+),
+relayed AS (
+    SELECT e.published_at - e.created_at AS delay FROM orders_outboxevent e
+    WHERE e.topic = 'order.reserved' AND e.created_at BETWEEN %(start)s AND %(end)s AND e.published_at IS NOT NULL
+)
+SELECT
+    (SELECT count(*) FROM placed),
+    (SELECT count(*) FROM paid),
+    (SELECT count(*) FROM paid WHERE paid_at BETWEEN %(start)s AND %(end)s),
+    (SELECT count(*) FROM orders_order o JOIN placed p ON p.id = o.id WHERE o.status = 'reserved'),
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - created_at)) FROM paid),
+    (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - created_at)) FROM paid),
+    (SELECT max(extract(epoch FROM paid_at - created_at)) FROM paid),
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delay)) FROM relayed),
+    (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM delay)) FROM relayed),
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at - created_at)) FROM started),
+    (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM at - created_at)) FROM started)
+"""
+
+
+def saga_stats(start, end) -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(SAGA_STATS_SQL, {"start": start, "end": end})
+        row = cursor.fetchone()
+    names = ["created", "paid", "paid_in_window", "still_reserved", "paid_p50", "paid_p95", "paid_max",
+             "relay_p50", "relay_p95", "start_p50", "start_p95"]  # fmt: skip
+    stats = dict(zip(names, row, strict=True))
+    for name in names[4:]:
+        stats[name] = 1000 * (stats[name] or 0)
+    return stats
 
 
 def seed(*, customers: int, stores: int, products: int) -> dict:
@@ -236,14 +366,16 @@ def seed(*, customers: int, stores: int, products: int) -> dict:
     return {"tokens": [common.access_token(user) for user in users], "bodies": bodies}
 
 
-def orders_run(base: str, seeded: dict, args, web_pid: int, seconds: float | None = None) -> dict:
+def orders_run(base: str, seeded: dict, web_pid: int, seconds: float, connections: int, pace_ms: float = 0) -> dict:
     script = ORDER_SCRIPT % {
         "tokens": ", ".join(json.dumps(token) for token in seeded["tokens"]),
         "bodies": ", ".join(lua_string(json.dumps(body)) for body in seeded["bodies"]),
         "nonce": uuid.uuid4().hex,
+        "pace_ms": f"{pace_ms:.0f}",
+        "delay": PACING if pace_ms else "",
     }
     with common.cpu_meter(web_pid) as spent:
-        result = common.wrk(base, seconds=seconds or args.seconds, connections=args.connections, script=script)
+        result = common.wrk(base, seconds=seconds, connections=connections, script=script)
     return {**result, **per_request(spent, result["requests"])}
 
 
@@ -257,15 +389,6 @@ def per_request(spent: dict, requests: int) -> dict:
 
 def lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
-
-
-def median_of(reps: int, url: str, seconds: float, connections: int, web_pid: int, headers: dict | None = None) -> dict:
-    runs = []
-    for _ in range(reps):
-        with common.cpu_meter(web_pid) as spent:
-            result = common.wrk(url, seconds=seconds, connections=connections, headers=headers)
-        runs.append({**result, **per_request(spent, result["requests"])})
-    return common.median_run(runs)
 
 
 def hot_item(base: str, *, buyers: int, units: int) -> list[str]:
@@ -316,15 +439,11 @@ def hot_item(base: str, *, buyers: int, units: int) -> list[str]:
 
 # The steps of one POST /api/v1/orders, by the function that does each (for the CPU profile's breakdown).
 STEPS = {
-    "JWT authentication (user query)": "rest_framework_simplejwt/authentication.py:40(authenticate)",
-    "input validation (store + products queries)": "rest_framework/serializers.py:217(is_valid)",
-    "idempotency claim (own commit)": "orders/idempotency.py:58(_claim)",
-    "stock hold (conditional UPDATE per line + reservations)": "inventory/services.py:89(reservations_hold)",
-    "order_create total (hold + order, lines, timeline, outbox)": "orders/services.py:75(order_create)",
-    "re-reading the order for the answer (order_get_for)": "orders/selectors.py:15(order_get_for)",
-    "serializing the answer (OrderOutput.data)": "rest_framework/serializers.py:583(data)",
-    "idempotency answer stored": "orders/idempotency.py:72(_store)",
-    "outbox relay after commit (Celery publish + UPDATE)": "orders/events.py:38(_relay)",
+    "JWT authentication (claims, no query)": ("rest_framework_simplejwt/authentication.py", "authenticate"),
+    "input shape (OrderCreateInput.is_valid)": ("rest_framework/serializers.py", "is_valid"),
+    "request fingerprint (sha256 of the body)": ("orders/idempotency.py", "request_fingerprint"),
+    "order_place: the one statement, its round trip included": ("orders/services.py", "order_place"),
+    "answer (HttpResponse from the statement's JSON)": ("django/http/response.py", "__init__"),
 }
 
 
@@ -357,7 +476,7 @@ def cpu_profile(seeded: dict, requests: int = 100) -> None:
     common.heading(f"CPU profile: POST /api/v1/orders in-process, {requests} orders")
     print(f"{plain_ms:.1f} ms CPU per order without the profiler (Django test client, no HTTP server)")
     for label, where in STEPS.items():
-        cumulative = sum(row[3] for key, row in stats.stats.items() if f"{key[0]}:{key[1]}({key[2]})".endswith(where))
+        cumulative = sum(row[3] for key, row in stats.stats.items() if key[0].endswith(where[0]) and key[2] == where[1])
         print(f"  {100 * cumulative / total:5.1f}%  {label}")
 
 
@@ -372,26 +491,6 @@ def check_invariants(label: str, *, retry_for: float = 0) -> list[str]:
     print(f"check_invariants ({label}):")
     print("\n".join((result.stdout + result.stderr).strip().splitlines()[:30]), flush=True)
     return [] if result.returncode == 0 else [f"check_invariants failed ({label})"]
-
-
-def saga_drain(seconds: float) -> bool:
-    """Let the worker move reserved orders on for up to `seconds`; prints the saga's rate. True when all moved."""
-    from orders.models import Order
-
-    started = time.monotonic()
-    before = Order.objects.filter(status="reserved").count()
-    waiting = before
-    while waiting and time.monotonic() - started < seconds:
-        time.sleep(1)
-        waiting = Order.objects.filter(status="reserved").count()
-    elapsed = time.monotonic() - started
-    statuses = dict(Counter(Order.objects.values_list("status", flat=True)))
-    print(
-        f"saga: {before - waiting} of {before} reserved orders moved on in {elapsed:.0f} s "
-        f"({(before - waiting) / elapsed:.0f} orders/s); statuses now {statuses}",
-        flush=True,
-    )
-    return not waiting
 
 
 def profile(web, base: str, seeded: dict, args) -> None:
@@ -409,7 +508,7 @@ def profile(web, base: str, seeded: dict, args) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1)
-    orders_run(base, seeded, args, web.popen.pid, seconds=seconds)
+    orders_run(base, seeded, web.popen.pid, seconds=seconds, connections=args.connections)
     sampler.wait(timeout=60)
     print_profile(raw)
 

@@ -58,8 +58,8 @@ def make_orders(count: int) -> list[dict]:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
-    from delivery import services as delivery
     from delivery.selectors import driver_for_user
+    from delivery.services import dispatch, drivers, ingest
     from inventory import services as inventory
     from orders import services as orders
     from orders.models import Order
@@ -70,17 +70,17 @@ def make_orders(count: int) -> list[dict]:
     made = []
     for i in range(count):
         user = User.objects.create_user(email=f"bench-driver-{i}@example.com", password="x", name=f"Driver {i}")
-        driver = delivery.driver_create(user=user)
-        delivery.driver_set_status(driver_id=driver.pk, status="available")
+        driver = drivers.driver_create(user=user)
+        drivers.driver_set_status(driver_id=driver.pk, status="available")
         point = {"lat": 52.5219, "lng": 13.4132, "recorded_at": datetime.now(UTC), "heading": None, "speed": None}
-        delivery.driver_locations_ingest(driver=driver_for_user(user_id=user.pk), points=[point])
+        ingest.driver_locations_ingest(driver=driver_for_user(user_id=user.pk), points=[point])
         order = orders.order_create(
             customer=customer, store=store, lines=[orders.LineInput(product=product, quantity=1)],
             delivery_address="Torstrasse 1", delivery_lat=52.53, delivery_lng=13.40, payment_token="tok_ok",
         )  # fmt: skip
         while orders.order_saga_advance(order_id=order.pk) is not None:
             pass
-        delivery.order_dispatch(order_id=order.pk)
+        dispatch.order_dispatch(order_id=order.pk)
         order = Order.objects.get(pk=order.pk)
         assert order.status == "assigned", order.status
         token = str(RefreshToken.for_user(order.driver_user).access_token)
@@ -258,7 +258,9 @@ def main() -> None:
 
     results = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
-    env = {"DATABASE_URL": BENCH_DB, "REDIS_URL": BENCH_REDIS, "THROTTLE_ENABLED": "false", "LOG_LEVEL": "WARNING"}
+    # Every bench client watches as the same customer: lift the per-user socket cap for the run.
+    env = {"DATABASE_URL": BENCH_DB, "REDIS_URL": BENCH_REDIS, "THROTTLE_ENABLED": "false", "LOG_LEVEL": "WARNING",
+           "WEBSOCKET_MAX_SOCKETS_PER_USER": "1000000"}  # fmt: skip
     print(f"web log: {log_dir}/web.log", flush=True)
     for name in chosen:
         clients, rate, seconds, workers = scenarios[name]
