@@ -10,6 +10,8 @@ import environ
 import xstatic.pkg.leaflet
 from django.core.exceptions import ImproperlyConfigured
 
+from common.redis_asyncio import CancellableConnection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -149,7 +151,13 @@ CHANNEL_LAYERS = {
         # pop's own empty answer arrived "late", raised TimeoutError and killed the socket (seen in bench-tracking).
         "CONFIG": {
             "hosts": [
-                {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS}
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+                    # A closing socket's receive() must end when cancelled (Python 3.11's wait_for loses it).
+                    "connection_class": CancellableConnection,
+                }
             ],
             "capacity": 1000,
             "expiry": 30,
