@@ -25,6 +25,15 @@ RFC3339 = re.compile(
 )
 # Phones' clocks drift; a point further ahead than this is a broken clock, not a fast network.
 MAX_FUTURE_SKEW = timedelta(seconds=60)
+# A point's numbers, one definition for the schema (LocationPoint) and the check (validate_points):
+# name -> (required, lowest, highest, unit). Beyond these a value is a broken sensor, not a fast rider.
+POINT_NUMBERS = {
+    "lat": (True, -90, 90, "degrees"),
+    "lng": (True, -180, 180, "degrees"),
+    "heading": (False, 0, 360, "degrees from north"),
+    "speed": (False, 0, 1000, "m/s"),
+    "accuracy": (False, 0, 1e6, "metres"),
+}
 
 
 def _driver_of(request) -> dict:
@@ -166,13 +175,14 @@ def _moment(point: dict, errors: dict, latest: datetime) -> datetime | None:
     return moment
 
 
-class LocationPoint(serializers.Serializer):
-    lat = serializers.FloatField(min_value=-90, max_value=90)
-    lng = serializers.FloatField(min_value=-180, max_value=180)
-    recorded_at = serializers.DateTimeField(help_text="Not more than 60 s in the future.")
-    heading = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=360)
-    speed = serializers.FloatField(required=False, allow_null=True, min_value=0, help_text="m/s")
-    accuracy = serializers.FloatField(required=False, allow_null=True, min_value=0, help_text="metres")
+# The documented point, made from POINT_NUMBERS: what the schema says is what `validate_points` checks.
+LocationPoint = type("LocationPoint", (serializers.Serializer,), {
+    "__module__": __name__,
+    **{name: serializers.FloatField(required=required, allow_null=not required, min_value=low, max_value=high,
+                                    help_text=unit)
+       for name, (required, low, high, unit) in POINT_NUMBERS.items()},
+    "recorded_at": serializers.DateTimeField(help_text="RFC 3339 with an offset; not more than 60 s in the future."),
+})  # fmt: skip
 
 
 class LocationBatchDoc(serializers.Serializer):
@@ -194,12 +204,9 @@ class LocationsApi(APIView):
             for point in points:
                 problems = {}
                 clean.append({
-                    "lat": _number(point, "lat", problems, required=True, low=-90, high=90),
-                    "lng": _number(point, "lng", problems, required=True, low=-180, high=180),
+                    **{name: _number(point, name, problems, required=required, low=low, high=high)
+                       for name, (required, low, high, _) in POINT_NUMBERS.items()},
                     "recorded_at": _moment(point, problems, latest),
-                    "heading": _number(point, "heading", problems, required=False, low=0, high=360),
-                    "speed": _number(point, "speed", problems, required=False, low=0, high=1000),
-                    "accuracy": _number(point, "accuracy", problems, required=False, low=0, high=1e6),
                 })  # fmt: skip
                 errors.append(problems)
             if any(errors):

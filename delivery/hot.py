@@ -32,7 +32,9 @@ def driver_key(driver_id) -> str:
 @cache
 def connection() -> redis.Redis:
     # redis-py pools reconnect after a fork by themselves, so one per process is safe under prefork workers.
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+    timeout = settings.REDIS_SOCKET_TIMEOUT_SECONDS
+    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=timeout,
+                                socket_connect_timeout=timeout)  # fmt: skip
 
 
 # Only a point at least as new replaces the live one: batches race and arrive out of order. Ties (the same

@@ -70,6 +70,22 @@ def good(**change):
     return {"lat": 52.5, "lng": 13.4, "recorded_at": iso(1), **change}
 
 
+def test_every_documented_limit_of_a_point_is_the_one_checked(client):
+    """The schema's LocationPoint and the hand validation cannot drift: each documented bound is accepted and
+    anything beyond it refused."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    fields = schema["components"]["schemas"]["LocationPoint"]["properties"]
+    bounded = {name: field for name, field in fields.items() if "maximum" in field}
+    assert set(bounded) == {"lat", "lng", "heading", "speed", "accuracy"}
+    api = bearer_client(make_driver(at=None).user)
+
+    for name, field in bounded.items():
+        for value, accepted in ((field["minimum"], True), (field["maximum"], True),
+                                (field["minimum"] - 0.001, False), (field["maximum"] + 0.001, False)):  # fmt: skip
+            response = post_points(api, [good(**{name: value})])
+            assert (response.status_code == 202) is accepted, (name, value, response.content)
+
+
 @pytest.mark.parametrize(
     "points",
     [
