@@ -122,10 +122,13 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/courier")}
 # Persistent connections: every request would otherwise pay a fresh PostgreSQL handshake (~3 ms here).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-# A `SELECT 1` before each request's first query, so a connection broken by a PostgreSQL restart is replaced before it
-# fails a request. It is a round trip per request: ~1/4 of an order's wall time under load (BENCHMARKS.md). Off, the
-# first request per connection after a restart fails (503) and the connection is replaced after it.
+# Before each request's first query a persistent connection is checked, so one broken by a PostgreSQL restart is
+# replaced before it fails a request. Django's check is a `SELECT 1` round trip; ours reads the socket's state
+# from the kernel instead (common/postgresql/base.py). Off, the first request per connection after a restart
+# fails (503) and the connection is replaced after it.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "common.postgresql"
 # A database that does not answer the handshake fails the request in seconds (503), never hangs a thread.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT_SECONDS", default=3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -144,26 +147,27 @@ CACHES = {
         },
     }
 }
+# The channel layer that carries live messages to sockets (BENCHMARKS.md, "Live tracking"): "pubsub" publishes a
+# group message once and fans it out in each web process's memory; "redis" (channels-redis' default layer) pushes
+# a copy per socket into Redis and each socket pops its own back, but buffers a socket's messages for `expiry`.
+CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="redis")
+_CHANNEL_LAYER_HOST = {
+    "address": REDIS_URL,
+    # Above channels-redis' 5 s blocking pop: redis-py 8 defaults to 5 s too, so under load the pop's own empty
+    # answer arrived "late", raised TimeoutError and killed the socket (seen in bench-tracking).
+    "socket_timeout": 15,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    # A closing socket's receive() must end when cancelled (Python 3.11's wait_for loses it).
+    "connection_class": CancellableConnection,
+}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # socket_timeout above channels-redis' 5 s blocking pop: redis-py 8 defaults to 5 s too, so under load the
-        # pop's own empty answer arrived "late", raised TimeoutError and killed the socket (seen in bench-tracking).
-        "CONFIG": {
-            "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "socket_timeout": 15,
-                    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
-                    # A closing socket's receive() must end when cancelled (Python 3.11's wait_for loses it).
-                    "connection_class": CancellableConnection,
-                }
-            ],
-            "capacity": 1000,
-            "expiry": 30,
-        },
-    }
-}
+        "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                   "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST]}},
+        "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                  "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "capacity": 1000, "expiry": 30}},
+    }[CHANNEL_LAYER]
+}  # fmt: skip
 
 # --- Celery: at-least-once delivery; every task is safe to run twice ---------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
