@@ -65,10 +65,7 @@ class TokenClaimsUser:
         """The caller's driver id as of the token's issue (null: not a driver then); tokens without the claim
         (issued by another tool) fall back to the row."""
         claim = self.token.get(DRIVER_CLAIM, _MISSING)
-        if claim is _MISSING:
-            driver = getattr(self.row, "driver", None)
-            return str(driver.pk) if driver else None
-        return claim
+        return self.row.driver_id if claim is _MISSING else claim
 
     def __getattr__(self, name):  # anything the claims do not answer comes from the row
         if name.startswith("__") or name in ("row", "token"):

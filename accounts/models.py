@@ -51,3 +51,9 @@ class User(AbstractUser):
 
     def get_short_name(self):
         return self.name
+
+    @property
+    def driver_id(self) -> str | None:
+        """The user's driver profile id (null: not a driver), as a bearer token's claim carries it."""
+        driver = getattr(self, "driver", None)  # the reverse side of delivery's profile, without importing it
+        return str(driver.pk) if driver else None

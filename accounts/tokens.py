@@ -18,9 +18,7 @@ DRIVER_CLAIM = "driver_id"
 
 
 def user_claims(user: User) -> dict:
-    # The driver profile belongs to an upper app; its reverse relation is read without importing it.
-    driver = getattr(user, "driver", None)
-    return {STAFF_CLAIM: user.is_staff, DRIVER_CLAIM: str(driver.pk) if driver else None}
+    return {STAFF_CLAIM: user.is_staff, DRIVER_CLAIM: user.driver_id}
 
 
 def with_claims(token: AccessToken, user: User) -> AccessToken:

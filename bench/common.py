@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -289,3 +290,76 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def heading(text: str) -> None:
     print(f"\n== {text}", flush=True)
+
+
+def sample_web(web, name: str, seconds: float, run):
+    """py-spy on the web workers while `run()` loads them for `seconds`; prints where requests spend their time.
+    Returns what `run()` returned (None without py-spy)."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        print("py-spy is not installed in the virtualenv (.venv/bin/pip install py-spy): no profile")
+        return
+    raw = LOG_DIR / f"{name}-profile.txt"
+    heading(f"profile: py-spy on the web workers during a {seconds:.0f} s {name} run ({raw})")
+    sampler = subprocess.Popen(
+        [str(py_spy), "record", "--pid", str(web.popen.pid), "--subprocesses", "--format", "raw",
+         "--rate", "200", "--duration", str(int(seconds)), "--output", str(raw), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1)
+    result = run()
+    sampler.wait(timeout=60)
+    print_profile(raw)
+    return result
+
+
+def print_profile(raw: Path, top: int = 30) -> None:
+    """Collapsed stacks -> where the request threads spend their samples.
+
+    Only stacks inside a request (a2wsgi's WSGI call) count. Inclusive share per frame, generic plumbing
+    (threads, the WSGI/middleware chain) left out; then the leaf ("self") frames, grouped by library."""
+    inclusive, own, total = Counter(), Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(frame.startswith("WSGIResponder.wsgi ") for frame in frames):
+            continue
+        n = int(count)
+        total += n
+        for frame in {
+            _short(frame) for frame in frames if not frame.startswith("process ") and "spawn_main" not in frame
+        }:
+            inclusive[frame] += n
+        own[_library(frames[-1])] += n
+    if not total:
+        print("no request samples")
+        return
+    print(f"{total} samples inside requests; inclusive share:")
+    shown = 0
+    for frame, n in inclusive.most_common():
+        if shown == top or n / total < 0.02:
+            break
+        if not any(word in frame for word in PLUMBING):
+            print(f"  {100 * n / total:5.1f}%  {frame}")
+            shown += 1
+    print("self time by library:")
+    for library, n in own.most_common(12):
+        print(f"  {100 * n / total:5.1f}%  {library}")
+
+
+# Frames every request passes through: they say nothing about what it costs.
+PLUMBING = ("threading.py", "concurrent/futures", "a2wsgi/", "django/core/handlers", "django/utils/deprecation",
+            "django/views/decorators", "django/views/generic/base", "rest_framework/views.py (dispatch",
+            "contextlib.py")  # fmt: skip
+
+
+def _short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").replace(str(ROOT) + "/", "").split("site-packages/")[-1]
+    return f"{name} ({where.split(':')[0]})"
+
+
+def _library(frame: str) -> str:
+    where = _short(frame).partition(" (")[2].rstrip(")")
+    top_folder = where.split("/")[0]
+    return f"{top_folder}  (e.g. {_short(frame)})"

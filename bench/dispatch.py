@@ -36,7 +36,6 @@ STORE = (52.5219, 13.4132)
 def seed():
     from accounts.models import User
     from delivery.models import Driver
-    from delivery.selectors import driver_for_user
     from delivery.services import ingest
     from inventory.models import Product, Store
 
@@ -53,7 +52,8 @@ def seed():
     for user in riders:  # through the real ingest path: history, live hash, GEO set
         lat, lng = STORE[0] + rng.uniform(-0.045, 0.045), STORE[1] + rng.uniform(-0.07, 0.07)
         ingest.driver_locations_ingest(
-            driver=driver_for_user(user_id=user.pk),
+            user_id=user.pk,
+            driver_id=user.driver.pk,
             points=[{"lat": lat, "lng": lng, "recorded_at": _now(), "heading": None, "speed": None, "accuracy": None}],
         )
     customers = User.objects.bulk_create(

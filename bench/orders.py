@@ -18,7 +18,6 @@ The machine's 2 cores are shared by server, worker, PostgreSQL, Redis and the lo
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -495,74 +494,9 @@ def check_invariants(label: str, *, retry_for: float = 0) -> list[str]:
 
 def profile(web, base: str, seeded: dict, args) -> None:
     """Sample the web workers with py-spy during one orders run; print the functions with the most samples."""
-    py_spy = Path(sys.executable).parent / "py-spy"
-    if not py_spy.exists():
-        print("py-spy is not installed in the virtualenv (.venv/bin/pip install py-spy): no profile")
-        return
     seconds = min(args.seconds, 15)
-    raw = common.LOG_DIR / "orders-profile.txt"
-    common.heading(f"profile: py-spy on the web workers during a {seconds:.0f} s orders run ({raw})")
-    sampler = subprocess.Popen(
-        [str(py_spy), "record", "--pid", str(web.popen.pid), "--subprocesses", "--format", "raw",
-         "--rate", "200", "--duration", str(int(seconds)), "--output", str(raw), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(1)
-    orders_run(base, seeded, web.popen.pid, seconds=seconds, connections=args.connections)
-    sampler.wait(timeout=60)
-    print_profile(raw)
-
-
-def print_profile(raw: Path, top: int = 30) -> None:
-    """Collapsed stacks -> where the request threads spend their samples.
-
-    Only stacks inside a request (a2wsgi's WSGI call) count. Inclusive share per frame, generic plumbing
-    (threads, the WSGI/middleware chain) left out; then the leaf ("self") frames, grouped by library."""
-    inclusive, own, total = Counter(), Counter(), 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        if not any(frame.startswith("WSGIResponder.wsgi ") for frame in frames):
-            continue
-        n = int(count)
-        total += n
-        for frame in {
-            _short(frame) for frame in frames if not frame.startswith("process ") and "spawn_main" not in frame
-        }:
-            inclusive[frame] += n
-        own[_library(frames[-1])] += n
-    if not total:
-        print("no request samples")
-        return
-    print(f"{total} samples inside requests; inclusive share:")
-    shown = 0
-    for frame, n in inclusive.most_common():
-        if shown == top or n / total < 0.02:
-            break
-        if not any(word in frame for word in PLUMBING):
-            print(f"  {100 * n / total:5.1f}%  {frame}")
-            shown += 1
-    print("self time by library:")
-    for library, n in own.most_common(12):
-        print(f"  {100 * n / total:5.1f}%  {library}")
-
-
-# Frames every request passes through: they say nothing about what it costs.
-PLUMBING = ("threading.py", "concurrent/futures", "a2wsgi/", "django/core/handlers", "django/utils/deprecation",
-            "django/views/decorators", "django/views/generic/base", "rest_framework/views.py (dispatch",
-            "contextlib.py")  # fmt: skip
-
-
-def _short(frame: str) -> str:
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").replace(str(common.ROOT) + "/", "").split("site-packages/")[-1]
-    return f"{name} ({where.split(':')[0]})"
-
-
-def _library(frame: str) -> str:
-    where = _short(frame).partition(" (")[2].rstrip(")")
-    top_folder = where.split("/")[0]
-    return f"{top_folder}  (e.g. {_short(frame)})"
+    common.sample_web(web, "orders", seconds, lambda: orders_run(base, seeded, web.popen.pid, seconds=seconds,
+                                                                 connections=args.connections))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,7 +59,6 @@ def make_orders(count: int) -> list[dict]:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
-    from delivery.selectors import driver_for_user
     from delivery.services import dispatch, drivers, ingest
     from inventory import services as inventory
     from orders import services as orders
@@ -73,7 +73,7 @@ def make_orders(count: int) -> list[dict]:
         driver = drivers.driver_create(user=user)
         drivers.driver_set_status(driver_id=driver.pk, status="available")
         point = {"lat": 52.5219, "lng": 13.4132, "recorded_at": datetime.now(UTC), "heading": None, "speed": None}
-        ingest.driver_locations_ingest(driver=driver_for_user(user_id=user.pk), points=[point])
+        ingest.driver_locations_ingest(user_id=user.pk, driver_id=user.driver.pk, points=[point])
         order = orders.order_create(
             customer=customer, store=store, lines=[orders.LineInput(product=product, quantity=1)],
             delivery_address="Torstrasse 1", delivery_lat=52.53, delivery_lng=13.40, payment_token="tok_ok",
@@ -245,8 +245,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="override the load duration")
     parser.add_argument("--web-concurrency", type=int, help="uvicorn workers (default: latency 2 as the Procfile, "
                         "connections 1 to measure one process)")  # fmt: skip
-    parser.add_argument("--layer", choices=["redis", "pubsub"], default="redis",
-                        help="the web process's channel layer: the platform's or bench/settings_pubsub.py")  # fmt: skip
+    parser.add_argument("--layer", choices=["redis", "pubsub"], default=None,
+                        help="the web process's CHANNEL_LAYER (default: config/settings.py's)")  # fmt: skip
+    parser.add_argument("--ws", choices=["websockets", "websockets-sansio", "wsproto"], default=None,
+                        help="uvicorn's WebSocket protocol implementation (default: the Procfile's)")  # fmt: skip
     args = parser.parse_args()
     # name -> (clients, points/s, seconds, web processes)
     scenarios = {"latency": (1000, 200.0, 15.0, 2), "connections": (5000, 50.0, 5.0, 1)}
@@ -254,7 +256,7 @@ def main() -> None:
 
     prepare_database()
     orders = make_orders(args.orders)
-    from common.processes import started
+    from common.processes import procfile, started
 
     results = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
@@ -266,12 +268,17 @@ def main() -> None:
         clients, rate, seconds, workers = scenarios[name]
         clients, rate, seconds = args.clients or clients, args.rate or rate, args.seconds or seconds
         workers = args.web_concurrency or workers
-        settings_module = "bench.settings_pubsub" if args.layer == "pubsub" else "config.settings"
-        web_env = {**env, "WEB_CONCURRENCY": str(workers), "DJANGO_SETTINGS_MODULE": settings_module}
-        with started("web", web_env, log_dir) as web:
+        web_env = {**env, "WEB_CONCURRENCY": str(workers)}
+        if args.layer:
+            web_env["CHANNEL_LAYER"] = args.layer
+        command = procfile()["web"]
+        if args.ws:
+            command = re.sub(r"--ws \S+", f"--ws {args.ws}", command)
+        with started("web", web_env, log_dir, command=command) as web:
             time.sleep(2 if workers > 1 else 0)  # let every worker come up
             result = asyncio.run(run_scenario(name, web.port, web.popen.pid, orders, clients, rate, seconds))
-        result["web_processes"], result["layer"] = workers, args.layer
+        result["web_processes"], result["layer"] = workers, args.layer or "default"
+        result["ws"] = re.search(r"--ws (\S+)", command).group(1)
         results.append(result)
         print(json.dumps(result), flush=True)
     print()

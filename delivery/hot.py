@@ -63,11 +63,6 @@ return 1
 """
 
 
-@cache
-def _update_live_script():
-    return connection().register_script(_UPDATE_LIVE)
-
-
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -94,14 +89,13 @@ def positions_write(*, driver_id: int, available: bool, points: list[dict], newe
     if newest is not None:
         ts = newest["recorded_at"].timestamp()
         expire_at_ms = int((ts + settings.POSITION_TTL_SECONDS) * 1000)
-        _update_live_script()(
-            keys=[driver_key(driver_id), AVAILABLE_GEO],
-            args=[
-                repr(ts), repr(newest["lat"]), repr(newest["lng"]), rfc3339(newest["recorded_at"]),
-                _text(newest.get("heading")), _text(newest.get("speed")), expire_at_ms,
-                "1" if available and abs(newest["lat"]) <= GEO_MAX_LAT else "0", driver_id,
-            ],
-            client=pipe,
+        # EVAL, not a registered Script: in a pipeline redis-py asks SCRIPT EXISTS first, a round trip more per
+        # batch; Redis keeps the compiled script by its hash, so sending the text costs only its bytes.
+        pipe.eval(
+            _UPDATE_LIVE, 2, driver_key(driver_id), AVAILABLE_GEO,
+            repr(ts), repr(newest["lat"]), repr(newest["lng"]), rfc3339(newest["recorded_at"]),
+            _text(newest.get("heading")), _text(newest.get("speed")), expire_at_ms,
+            "1" if available and abs(newest["lat"]) <= GEO_MAX_LAT else "0", driver_id,
         )  # fmt: skip
     results = pipe.execute()
     return int(results[-1]) if newest is not None else 0

@@ -18,21 +18,22 @@ ON_THE_WAY = (Order.Status.ASSIGNED, Order.Status.PICKED_UP)
 
 # Raw SQL: the GPS ingest path runs this on every request, and compiling the equivalent ORM query
 # (annotate + Subquery + values) cost more than running it.
-_DRIVER_FOR_USER = """
+# A driver with its active order (DRIVER_ROW_FIELDS), of an active user; the caller adds the WHERE.
+DRIVER_ROW_SQL = """
     SELECT d.id, u.name, d.status,
            (SELECT a.order_id FROM delivery_assignment a
-             WHERE a.driver_id = d.id AND a.status IN ('assigned', 'accepted', 'picked_up') LIMIT 1)
-      FROM delivery_driver d JOIN accounts_user u ON u.id = d.user_id
-     WHERE d.user_id = %s AND u.is_active
+             WHERE a.driver_id = d.id AND a.status IN ('assigned', 'accepted', 'picked_up') LIMIT 1) AS order_id
+      FROM delivery_driver d JOIN accounts_user u ON u.id = d.user_id AND u.is_active
 """
+DRIVER_ROW_FIELDS = ("id", "name", "status", "order_id")
 
 
 def driver_for_user(*, user_id) -> dict | None:
     """The caller's driver profile with its active order, in one query: {id, name, status, order_id} or None."""
     with connection.cursor() as cursor:
-        cursor.execute(_DRIVER_FOR_USER, [user_id])
+        cursor.execute(DRIVER_ROW_SQL + " WHERE d.user_id = %s", [user_id])
         row = cursor.fetchone()
-    return dict(zip(("id", "name", "status", "order_id"), row, strict=True)) if row else None
+    return dict(zip(DRIVER_ROW_FIELDS, row, strict=True)) if row else None
 
 
 def driver_live_position(*, driver_id) -> dict | None:

@@ -6,20 +6,26 @@ from django.utils import timezone
 
 from delivery import broadcast, events, hot, live
 from delivery.models import Driver, DriverPosition
+from delivery.selectors import DRIVER_ROW_FIELDS, DRIVER_ROW_SQL
+from delivery.services.drivers import NotADriver
 
 _POSITION_COLUMNS = {
-    "driver_id": "bigint", "lat": "float8", "lng": "float8", "recorded_at": "timestamptz", "heading": "float8",
-    "speed": "float8", "accuracy": "float8", "received_at": "timestamptz",
+    "lat": "float8", "lng": "float8", "recorded_at": "timestamptz", "heading": "float8", "speed": "float8",
+    "accuracy": "float8", "received_at": "timestamptz",
 }  # fmt: skip
 
 
-def driver_locations_ingest(*, driver: dict, points: list[dict]) -> int:
-    """Store a validated batch: one bulk insert (history), one Redis pipeline (stream + live position + GEO),
-    one publish of the live position. `driver` is `selectors.driver_for_user`'s row (id, name, status, order_id).
+def driver_locations_ingest(*, user_id, driver_id, points: list[dict]) -> int:
+    """Store a validated batch of the driver `driver_id` (as the caller's token names it): one statement
+    (the driver checked and read, and the history written), one Redis pipeline (stream + live position + GEO),
+    one hand-over of the live position to the publisher. NotADriver when `driver_id` is no longer the active
+    user `user_id`'s driver profile; nothing is stored then.
 
     The live position only moves forward in time; a point already older than the TTL never becomes live."""
     received_at = timezone.now()
-    _positions_insert(driver_id=driver["id"], points=points, received_at=received_at)
+    driver = _history_write(user_id=user_id, driver_id=driver_id, points=points, received_at=received_at)
+    if driver is None:
+        raise NotADriver("Only drivers may do this.")
     newest = max(points, key=lambda p: p["recorded_at"])
     if newest["recorded_at"].timestamp() + settings.POSITION_TTL_SECONDS <= received_at.timestamp():
         newest = None
@@ -41,24 +47,34 @@ def driver_locations_ingest(*, driver: dict, points: list[dict]) -> int:
     return len(points)
 
 
-def _positions_insert(*, driver_id: int, points: list[dict], received_at) -> None:
-    """One multi-row INSERT, one round trip, committed asynchronously.
+def _history_write(*, user_id, driver_id, points: list[dict], received_at) -> dict | None:
+    """One statement, one round trip: the driver's row (None: not this user's driver, nothing written) and,
+    when it is, every point appended to history, committed asynchronously.
 
     `synchronous_commit = off` for this statement's own transaction only (set_config(..., true) in the same
     statement, so there is no BEGIN/SET/COMMIT round trip): the commit does not wait for the WAL flush, which
     on this machine is ~1.5 ms and serialises every writer. The trade-off, deliberate for telemetry and never
-    for money: should PostgreSQL itself crash, the last ~0.6 s of acknowledged points may be lost (never
-    corrupted; the `location_events` stream still holds them). Orders and assignments keep synchronous commits.
-    Call it in autocommit (as the view does), never inside a larger transaction."""
+    for money: should PostgreSQL itself crash, the last moments of acknowledged points may be lost from history
+    (never corrupted; the `location_events` stream still holds them: README, "GPS ingest: what a 202 means").
+    Orders and assignments keep synchronous commits. Call it in autocommit (as the view does), never inside a
+    larger transaction."""
     row = "(" + ", ".join(f"%s::{kind}" for kind in _POSITION_COLUMNS.values()) + ")"
-    params = []
+    params = [driver_id, user_id]
     for p in points:
-        params += [driver_id, p["lat"], p["lng"], p["recorded_at"], p.get("heading"), p.get("speed"),
-                   p.get("accuracy"), received_at]  # fmt: skip
-    sql = (
-        f"INSERT INTO {DriverPosition._meta.db_table} ({', '.join(_POSITION_COLUMNS)}) "
-        f"SELECT points.* FROM (VALUES {', '.join([row] * len(points))}) AS points "
-        "CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
-    )
+        params += [p["lat"], p["lng"], p["recorded_at"], p.get("heading"), p.get("speed"), p.get("accuracy"),
+                   received_at]  # fmt: skip
+    sql = f"""
+        WITH driver AS ({DRIVER_ROW_SQL} WHERE d.id = %s AND d.user_id = %s),
+        stored AS (
+            INSERT INTO {DriverPosition._meta.db_table} (driver_id, {", ".join(_POSITION_COLUMNS)})
+            SELECT driver.id, points.*
+              FROM driver
+             CROSS JOIN (VALUES {", ".join([row] * len(points))}) AS points
+             CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+        )
+        SELECT {", ".join(DRIVER_ROW_FIELDS)} FROM driver
+    """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        found = cursor.fetchone()
+    return dict(zip(DRIVER_ROW_FIELDS, found, strict=True)) if found else None

@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 from accounts.tests.factories import UserFactory
 from delivery.models import Driver
-from delivery.selectors import driver_for_user
 from delivery.services import drivers, ingest
 from inventory.tests.factories import ProductFactory, StoreFactory
 from orders.tests.helpers import place_order, run_saga
@@ -31,7 +30,7 @@ def make_driver(*, at: tuple[float, float] | None = STORE, status: str = "availa
 
 
 def send_points(driver: Driver, points: list[dict]) -> int:
-    return ingest.driver_locations_ingest(driver=driver_for_user(user_id=driver.user_id), points=points)
+    return ingest.driver_locations_ingest(user_id=driver.user_id, driver_id=driver.pk, points=points)
 
 
 def offset(km_north: float, base=STORE) -> tuple[float, float]:

@@ -6,8 +6,10 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory, bearer_client
+from accounts.tokens import access_token_for
 from delivery import hot
 from delivery.live import FLEET_GROUP, order_group
 from delivery.models import Assignment, Driver, DriverPosition
@@ -170,6 +172,22 @@ def test_only_drivers_may_send_locations(customer_api, client):
     assert post_points(customer_api, [good()]).status_code == 403
     assert client.post(LOCATIONS, {"points": [good()]}, content_type="application/json").status_code == 401
     assert DriverPosition.objects.count() == 0
+
+
+def test_a_token_naming_a_driver_profile_that_is_gone_stores_nothing():
+    driver = make_driver(at=None)
+    api = bearer_client(driver.user)  # its token names the driver profile
+    other = make_driver(at=None)
+
+    stale = access_token_for(UserFactory())
+    stale["driver_id"] = str(other.pk)  # a claim about a profile that is not this user's
+    driver.delete()
+    refused = post_points(api, [good()])
+    not_theirs = post_points(APIClient(HTTP_AUTHORIZATION=f"Bearer {stale}"), [good()])
+
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_a_driver")
+    assert (not_theirs.status_code, not_theirs.json()["code"]) == (403, "not_a_driver")
+    assert DriverPosition.objects.count() == 0 and hot.live_position(other.pk) is None
 
 
 def test_live_position_is_published_to_the_active_orders_group_and_the_fleet():

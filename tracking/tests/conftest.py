@@ -8,7 +8,6 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from delivery.selectors import driver_for_user
 from delivery.services import dispatch, drivers, ingest
 from orders import services as orders
 from orders.events import outbox_publish
@@ -24,7 +23,7 @@ def post_points(driver_user, *points, start=None):
         {"lat": lat, "lng": lng, "recorded_at": start + timedelta(seconds=i), "heading": 90.0, "speed": 6.0}
         for i, (lat, lng) in enumerate(points)
     ]
-    return ingest.driver_locations_ingest(driver=driver_for_user(user_id=driver_user.pk), points=batch)
+    return ingest.driver_locations_ingest(user_id=driver_user.pk, driver_id=driver_user.driver.pk, points=batch)
 
 
 def make_driver(name="Dora Driver", position=NEAR_STORE):
