@@ -17,7 +17,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,38 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # this script's folder would shadow the project's `common` package
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/courier_bench_tracking")
+os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
-BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/courier_bench_tracking")
-BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-os.environ.update(DATABASE_URL=BENCH_DB, REDIS_URL=BENCH_REDIS, DJANGO_SETTINGS_MODULE="config.settings",
-                  THROTTLE_ENABLED="false")  # fmt: skip
-
-
-def prepare_database() -> None:
-    import urllib.parse
-
-    import psycopg
-
-    url = urllib.parse.urlparse(BENCH_DB)
-    name = url.path.lstrip("/")
-    with psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres",
-                         dbname="postgres", autocommit=True) as connection:  # fmt: skip
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
-    import redis
-
-    redis.Redis.from_url(BENCH_REDIS).flushdb()
+from bench import common as kit  # noqa: E402
 
 
 def make_orders(count: int) -> list[dict]:
     """`count` assigned orders of one customer, each with its own driver, through the real services."""
-    import django
-
-    django.setup()
-    from rest_framework_simplejwt.tokens import RefreshToken
-
     from accounts.models import User
     from delivery.services import dispatch, drivers, ingest
     from inventory import services as inventory
@@ -83,9 +59,9 @@ def make_orders(count: int) -> list[dict]:
         dispatch.order_dispatch(order_id=order.pk)
         order = Order.objects.get(pk=order.pk)
         assert order.status == "assigned", order.status
-        token = str(RefreshToken.for_user(order.driver_user).access_token)
+        token = kit.access_token(order.driver_user)
         made.append({"order_id": str(order.pk), "driver_id": str(order.driver_id), "driver_token": token})
-    customer_token = str(RefreshToken.for_user(customer).access_token)
+    customer_token = kit.access_token(customer)
     for row in made:
         row["customer_token"] = customer_token
     return made
@@ -254,15 +230,15 @@ def main() -> None:
     scenarios = {"latency": (1000, 200.0, 15.0, 2), "connections": (5000, 50.0, 5.0, 1)}
     chosen = list(scenarios) if args.scenario == "all" else [args.scenario]
 
-    prepare_database()
+    env = kit.configure()
+    kit.prepare_database()
     orders = make_orders(args.orders)
     from common.processes import procfile, started
 
     results = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     # Every bench client watches as the same customer: lift the per-user socket cap for the run.
-    env = {"DATABASE_URL": BENCH_DB, "REDIS_URL": BENCH_REDIS, "THROTTLE_ENABLED": "false", "LOG_LEVEL": "WARNING",
-           "WEBSOCKET_MAX_SOCKETS_PER_USER": "1000000"}  # fmt: skip
+    env["WEBSOCKET_MAX_SOCKETS_PER_USER"] = "1000000"
     print(f"web log: {log_dir}/web.log", flush=True)
     for name in chosen:
         clients, rate, seconds, workers = scenarios[name]

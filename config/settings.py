@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 import xstatic.pkg.leaflet
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from common.redis_asyncio import CancellableConnection
 
@@ -150,7 +151,7 @@ CACHES = {
 # The channel layer that carries live messages to sockets (BENCHMARKS.md, "Live tracking"): "pubsub" publishes a
 # group message once and fans it out in each web process's memory; "redis" (channels-redis' default layer) pushes
 # a copy per socket into Redis and each socket pops its own back, but buffers a socket's messages for `expiry`.
-CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="redis")
+CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
 _CHANNEL_LAYER_HOST = {
     "address": REDIS_URL,
     # Above channels-redis' 5 s blocking pop: redis-py 8 defaults to 5 s too, so under load the pop's own empty
@@ -159,15 +160,16 @@ _CHANNEL_LAYER_HOST = {
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     # A closing socket's receive() must end when cancelled (Python 3.11's wait_for loses it).
     "connection_class": CancellableConnection,
+    # After a Redis restart a pooled connection's first command fails: reconnect (re-subscribing) and send it
+    # once more, instead of dropping that live message or leaving the subscriptions behind.
+    "retry_on_error": [RedisConnectionError],
 }
-CHANNEL_LAYERS = {
-    "default": {
-        "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                   "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST]}},
-        "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                  "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "capacity": 1000, "expiry": 30}},
-    }[CHANNEL_LAYER]
+CHANNEL_LAYER_CHOICES = {
+    "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST]}},
+    "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+              "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "capacity": 1000, "expiry": 30}},
 }  # fmt: skip
+CHANNEL_LAYERS = {"default": CHANNEL_LAYER_CHOICES[CHANNEL_LAYER], **CHANNEL_LAYER_CHOICES}
 
 # --- Celery: at-least-once delivery; every task is safe to run twice ---------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

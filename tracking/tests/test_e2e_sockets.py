@@ -83,3 +83,49 @@ def test_a_posted_point_and_status_changes_reach_50_clients(start_process, custo
         }  # fmt: skip
         assert [m["status"] for m in messages[2:4]] == ["picked_up", "delivered"]
         assert messages[4] == {"closed": 1000}
+
+
+@pytest.mark.e2e
+def test_a_watcher_keeps_getting_the_riders_points_across_a_redis_restart(start_process, customer, product):
+    # The channel layer's subscriptions live in the web process; after Redis comes back they are made again,
+    # so an open socket goes on receiving without reconnecting (points sent meanwhile answer 503 and are resent).
+    from common.processes import ThrowawayRedis
+
+    redis_server = ThrowawayRedis().start()
+    try:
+        web = start_process("web", WEB_CONCURRENCY="1", REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url)
+        make_driver()
+        order = assign(place_order(customer, product))
+        api = httpx.Client(base_url=f"http://127.0.0.1:{web.port}", timeout=20,
+                           headers={"Authorization": f"Bearer {token_for(order.driver_user)}"})  # fmt: skip
+
+        def post(lat: float) -> int:
+            point = {"lat": lat, "lng": 13.41, "recorded_at": datetime.now(UTC).isoformat()}
+            return api.post("/api/v1/drivers/me/locations", json={"points": [point]}).status_code
+
+        async def scenario():
+            url = f"ws://127.0.0.1:{web.port}/ws/orders/{order.pk}/"
+            async with websockets.connect(url, subprotocols=["bearer", token_for(customer)], open_timeout=20) as ws:
+                assert json.loads(await asyncio.wait_for(ws.recv(), 20))["type"] == "snapshot"
+                assert await asyncio.to_thread(post, 52.5261) == 202
+                before = json.loads(await asyncio.wait_for(ws.recv(), 20))
+
+                await asyncio.to_thread(redis_server.restart)
+                # The web process finds Redis again by itself: points answer 503 until it has, and one sent
+                # while the subscriptions are being made again may not reach this socket; the next ones do.
+                for attempt in range(60):
+                    if await asyncio.to_thread(post, 52.5262 + attempt / 1e5) == 202:
+                        try:
+                            return before, json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                        except TimeoutError:
+                            pass
+                    await asyncio.sleep(0.2)
+                return before, None
+
+        before, after = asyncio.run(scenario())
+    finally:
+        redis_server.stop()
+
+    assert (before["type"], before["lat"]) == ("position", 52.5261)
+    assert after is not None, "no point reached the open socket after Redis came back"
+    assert after["type"] == "position" and after["lat"] > 52.5261
