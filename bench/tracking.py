@@ -189,7 +189,13 @@ async def run_scenario(name: str, port: int, pid: int, orders: list[dict], clien
             posts.append(asyncio.create_task(post(seq)))
         await asyncio.gather(*posts)
         achieved_rate = total / (time.monotonic() - load_started)
-    await asyncio.sleep(2)  # stragglers
+    # Stragglers: count until nothing more arrives for 2 s (at most 30 s), so a late message is not taken for a
+    # lost one when the load generator itself falls behind.
+    quiet_since, seen, give_up = time.monotonic(), received, time.monotonic() + 30
+    while time.monotonic() - quiet_since < 2 and time.monotonic() < give_up and received < expected:
+        await asyncio.sleep(0.2)
+        if received != seen:
+            quiet_since, seen = time.monotonic(), received
     stop.set()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     dropped = sum(1 for outcome in outcomes if isinstance(outcome, BaseException))

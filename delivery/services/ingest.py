@@ -9,10 +9,22 @@ from delivery.models import Driver, DriverPosition
 from delivery.selectors import DRIVER_ROW_FIELDS, DRIVER_ROW_SQL
 from delivery.services.drivers import NotADriver
 
-_POSITION_COLUMNS = {
-    "lat": "float8", "lng": "float8", "recorded_at": "timestamptz", "heading": "float8", "speed": "float8",
-    "accuracy": "float8", "received_at": "timestamptz",
-}  # fmt: skip
+# A point's columns in history, with the PostgreSQL type of each (the batch travels as one array per column).
+_POINT_COLUMNS = {"lat": "float8", "lng": "float8", "recorded_at": "timestamptz", "heading": "float8",
+                  "speed": "float8", "accuracy": "float8"}  # fmt: skip
+# One array per column, not a VALUES row per point: the text is the same for every batch, so psycopg parses it
+# once instead of one placeholder per point per request. Parameters: driver, user, received_at, the columns.
+_HISTORY_WRITE_SQL = f"""
+    WITH driver AS ({DRIVER_ROW_SQL} WHERE d.id = %s AND d.user_id = %s),
+    stored AS (
+        INSERT INTO {DriverPosition._meta.db_table} (driver_id, received_at, {", ".join(_POINT_COLUMNS)})
+        SELECT driver.id, %s, points.*
+          FROM driver
+         CROSS JOIN unnest({", ".join(f"%s::{kind}[]" for kind in _POINT_COLUMNS.values())}) AS points
+         CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    )
+    SELECT {", ".join(DRIVER_ROW_FIELDS)} FROM driver
+"""
 
 
 def driver_locations_ingest(*, user_id, driver_id, points: list[dict]) -> int:
@@ -58,23 +70,9 @@ def _history_write(*, user_id, driver_id, points: list[dict], received_at) -> di
     (never corrupted; the `location_events` stream still holds them: README, "GPS ingest: what a 202 means").
     Orders and assignments keep synchronous commits. Call it in autocommit (as the view does), never inside a
     larger transaction."""
-    row = "(" + ", ".join(f"%s::{kind}" for kind in _POSITION_COLUMNS.values()) + ")"
-    params = [driver_id, user_id]
-    for p in points:
-        params += [p["lat"], p["lng"], p["recorded_at"], p.get("heading"), p.get("speed"), p.get("accuracy"),
-                   received_at]  # fmt: skip
-    sql = f"""
-        WITH driver AS ({DRIVER_ROW_SQL} WHERE d.id = %s AND d.user_id = %s),
-        stored AS (
-            INSERT INTO {DriverPosition._meta.db_table} (driver_id, {", ".join(_POSITION_COLUMNS)})
-            SELECT driver.id, points.*
-              FROM driver
-             CROSS JOIN (VALUES {", ".join([row] * len(points))}) AS points
-             CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-        )
-        SELECT {", ".join(DRIVER_ROW_FIELDS)} FROM driver
-    """
+    columns = [[point.get(name) for point in points] for name in _POINT_COLUMNS]
+    params = [driver_id, user_id, received_at, *columns]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_HISTORY_WRITE_SQL, params)
         found = cursor.fetchone()
     return dict(zip(DRIVER_ROW_FIELDS, found, strict=True)) if found else None
