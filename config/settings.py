@@ -178,6 +178,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the task's database connections before and after every task unless this is set,
+# and then only every 2 x this many tasks: 1,507 new PostgreSQL sessions for 2,000 paid orders, ~8 ms of machine
+# CPU per order (BENCHMARKS.md). Connections are kept as Django keeps them around requests (config/celery.py).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

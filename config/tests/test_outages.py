@@ -8,9 +8,11 @@ What fails cleanly: anything that needs the missing dependency answers 503 probl
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg
 import pytest
 
 from accounts.tests.factories import UserFactory
@@ -133,3 +135,56 @@ def test_with_postgres_down_requests_answer_503_and_recover_after_a_restart(post
     postgres_server.start()
     assert web.post("/api/v1/auth/token", json=register).status_code == 200
     assert web.get("/readyz").status_code == 200
+
+
+PLACE_ORDERS = """
+import uuid
+from accounts.models import User
+from inventory.models import Product
+from inventory.tests.factories import ProductFactory, StoreFactory
+from orders.tests.helpers import place_order
+product = Product.objects.first() or ProductFactory(store=StoreFactory(), on_hand=10_000)
+customer = User.objects.create_user(email=f"{uuid.uuid4().hex}@example.com", password="x", name="Customer")
+for _ in range(%d):
+    place_order(product=product, customer=customer, quantity=1)
+"""
+
+
+def test_the_worker_keeps_its_database_connections_and_gets_new_ones_after_a_postgres_restart(
+    postgres_server, start_process
+):
+    def place(count: int) -> None:
+        env = {**os.environ, "DATABASE_URL": postgres_server.url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+        done = subprocess.run([sys.executable, "manage.py", "shell", "-c", PLACE_ORDERS % count], cwd=ROOT, env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def database(sql: str) -> int:
+        with psycopg.connect(postgres_server.url, autocommit=True) as connection:
+            return connection.execute(sql).fetchone()[0]
+
+    def all_paid(expected: int) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if database("SELECT count(*) FROM orders_order WHERE status = 'paid'") == expected:
+                return True
+            time.sleep(0.2)
+        return False
+
+    sessions = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    worker = start_process("worker", DATABASE_URL=postgres_server.url)
+    start_process("relay", DATABASE_URL=postgres_server.url)
+    place(10)
+    assert all_paid(10), worker.log()[-3000:]
+
+    before = database(sessions)
+    place(30)
+    assert all_paid(40), worker.log()[-3000:]
+    # 30 sagas: one session for the placing shell, this query's own, and a few of the worker's threads; a
+    # session per task (Celery's default with Django) would be 30 or more.
+    assert database(sessions) - before < 15
+
+    postgres_server.stop("fast")
+    postgres_server.start()
+    place(10)
+    assert all_paid(50), worker.log()[-3000:]
