@@ -103,9 +103,6 @@ end
 
 WEB_SERVERS = {
     "uvicorn + a2wsgi (Procfile)": None,
-    # The same, without the per-request `SELECT 1` health check (DB_CONN_HEALTH_CHECKS=false): what it costs.
-    "uvicorn + a2wsgi without health check": "env DB_CONN_HEALTH_CHECKS=false uvicorn config.asgi:application "
-    "--host 127.0.0.1 --port ${PORT} --workers 2 --lifespan off --no-access-log --ws websockets",
     # One request per thread, 8 threads per process as WEB_THREADS; no WebSockets (a second server would serve them).
     "gunicorn gthread": "gunicorn config.wsgi:application --bind 127.0.0.1:${PORT} --workers 2 --threads 8 "
     "--worker-class gthread",

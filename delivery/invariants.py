@@ -61,17 +61,17 @@ def assignments_match_orders() -> list[str]:
 
 
 def paid_orders_are_dispatched() -> list[str]:
-    """Every order that needs a driver is being dispatched, and none waits past the dispatch timeout."""
-    now = timezone.now()
-    needs_driver = orders_awaiting_driver()
-    waiting = {r.order_id: r for r in DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)}
-    give_up_by = timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) + GRACE
-    violations = []
-    for order in needs_driver.only("pk", "status", "updated_at"):
-        request = waiting.get(order.pk)
-        if request is None:
-            if order.updated_at < now - GRACE:
-                violations.append(f"order {order.pk} is {order.status} without a driver and nobody is dispatching it")
-        elif request.waiting_since < now - give_up_by:
-            violations.append(f"order {order.pk} waits for a driver past the dispatch timeout")
-    return violations
+    """No order waits for a driver past the dispatch timeout: by then it has a driver or is cancelled `no_driver`.
+
+    Counted from when it started waiting (its request's `waiting_since`, else the order's last change), whether or
+    not a dispatch task has reached it yet: behind a backlog the first attempt comes late, the promise holds
+    anyway, and an order whose tasks were lost is re-driven by the dispatch sweep, which gives up on time."""
+    give_up_by = timezone.now() - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) - GRACE
+    waiting_since = dict(
+        DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING).values_list("order_id", "waiting_since")
+    )
+    return [
+        f"order {order.pk} is {order.status} and has waited for a driver past the dispatch timeout"
+        for order in orders_awaiting_driver().only("pk", "status", "updated_at")
+        if waiting_since.get(order.pk, order.updated_at) < give_up_by
+    ]

@@ -6,11 +6,13 @@ from django.utils import timezone
 
 from common.problems import Conflict
 from delivery import hot
+from delivery.invariants import GRACE, paid_orders_are_dispatched
 from delivery.models import Assignment, DispatchRequest, Driver
 from delivery.services import assignments, dispatch, drivers, retention
 from delivery.tests.helpers import make_driver, offset, paid_order, point, send_points
 from inventory.models import Product
 from orders import services as orders
+from orders.models import Order
 from orders.tests.helpers import assert_invariants
 
 pytestmark = pytest.mark.django_db
@@ -234,3 +236,15 @@ def test_prune_deletes_only_old_history_in_batches():
     from delivery.models import DriverPosition
 
     assert DriverPosition.objects.filter(driver=driver).count() == 1
+
+
+def test_an_order_behind_a_dispatch_backlog_is_no_violation_until_the_timeout(settings):
+    late = paid_order()  # paid, and no dispatch task has reached it yet: a backlog, or a lost task
+    assert paid_orders_are_dispatched() == []
+
+    Order.objects.filter(pk=late.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) - GRACE - timedelta(seconds=1)
+    )
+    assert paid_orders_are_dispatched() == [
+        f"order {late.pk} is paid and has waited for a driver past the dispatch timeout"
+    ]
