@@ -16,6 +16,8 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 ORDER_RESERVED = "order.reserved"
 ORDER_PAID = "order.paid"
 ORDER_STATUS_CHANGED = "order.status_changed"
+# Events of one batch handed to their subscribers at once (see _delivery_pool).
+DELIVERY_THREADS = 4
 
 _subscribers: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 
@@ -55,7 +59,7 @@ def _publish(*, event_ids, older_than, batch: int) -> tuple[int, int]:
         if older_than is not None:
             events = events.filter(created_at__lt=older_than)
         taken = list(events.order_by("pk")[:batch])
-        published = [event.pk for event in taken if _deliver(event)]
+        published = [pk for delivered in _delivery_pool().map(_deliver_in_order, _by_order(taken)) for pk in delivered]
         if published:
             OutboxEvent.objects.filter(pk__in=published).update(published_at=timezone.now())
     return len(published), len(taken) - len(published)
@@ -74,6 +78,32 @@ def outbox_relay(*, poll_seconds: float, batch: int, stop: Callable[[], bool]) -
             time.sleep(max(poll_seconds, 1.0))
         elif published < batch:
             time.sleep(poll_seconds)
+
+
+@cache
+def _delivery_pool() -> ThreadPoolExecutor:
+    """Subscribers only enqueue, a broker round trip each: several orders' events at a time, so the round trips
+    overlap instead of queueing behind each other (the relay lagged seconds behind 150 orders/s delivering one by
+    one). They never touch the database, whose transaction and row locks stay with the relay's own thread."""
+    return ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="outbox-delivery")
+
+
+def _by_order(events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
+    """The batch split per order, each order's events oldest first: one order's news stays in order."""
+    groups: dict[str, list[OutboxEvent]] = defaultdict(list)
+    for event in events:
+        groups[str(event.payload.get("order_id", event.pk))].append(event)
+    return list(groups.values())
+
+
+def _deliver_in_order(events: list[OutboxEvent]) -> list[int]:
+    """Deliver one order's events in turn; after a failure the rest wait for the next pass, still in order."""
+    delivered = []
+    for event in events:
+        if not _deliver(event):
+            break
+        delivered.append(event.pk)
+    return delivered
 
 
 def _deliver(event: OutboxEvent) -> bool:
