@@ -239,6 +239,7 @@ def main() -> None:
     env = kit.configure()
     kit.prepare_database()
     orders = make_orders(args.orders)
+    status_publish_cost(orders)
     from common.processes import procfile, started
 
     results = []
@@ -272,6 +273,28 @@ def main() -> None:
               f"{r['rate_target']:g} ({r['rate_achieved']}) | {r['p50_ms']} | {r['p99_ms']} | "
               f"{r['delivered']}/{r['expected']} | {r['clients_dropped']} | "
               f"{r['rss_baseline_mb']}→{r['rss_held_mb']} | {r['kb_per_connection']} |")  # fmt: skip
+
+
+def status_publish_cost(orders: list[dict], calls: int = 2000) -> None:
+    """What a status publish costs the request or task that changed the order: wall time of the call itself
+    (it hands the messages to the process's publisher), and how long the publisher took to send them all."""
+    from delivery import broadcast
+    from tracking.services import order_status_publish
+
+    at = datetime.now(UTC).isoformat()
+    times = []
+    for i in range(calls):
+        order = orders[i % len(orders)]
+        started = time.perf_counter()
+        order_status_publish(order_id=order["order_id"], status="picked_up", cancel_reason=None,
+                             driver_id=order["driver_id"], at=at)  # fmt: skip
+        times.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    broadcast.flush(timeout=60)
+    drained = time.perf_counter() - started
+    print(f"status publish, caller's time over {calls} calls: p50 {percentile(times, 50):.3f} ms, "
+          f"p99 {percentile(times, 99):.3f} ms, max {max(times):.3f} ms; the publisher sent them all "
+          f"{drained * 1000:.0f} ms after the last call")  # fmt: skip
 
 
 if __name__ == "__main__":

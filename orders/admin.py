@@ -87,8 +87,8 @@ class TimelineInline(ReadOnlyInline, admin.TabularInline):
 
 
 class StuckFilter(admin.SimpleListFilter):
-    """What the dashboard counts as stuck (and the sweeper re-drives): reserved, or cancelled with the payment
-    not settled, and untouched for SAGA_STUCK_AFTER_SECONDS. Select them all and "Re-drive stuck saga"."""
+    """Stuck as the dashboard and the sweeper see it (`selectors.stuck_parts`): reserved, or cancelled with the
+    payment not settled, and unchanged for SAGA_STUCK_AFTER_SECONDS. Select them all and "Re-drive stuck saga"."""
 
     title = "stuck saga"
     parameter_name = "stuck"

@@ -70,6 +70,9 @@ class Order(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When the sweeper last re-drove the saga. Not a change of the order: `updated_at` stays, so "stuck" (nothing
+    # moved it since) keeps meaning the same to the sweeper, the dashboard and the admin's filter.
+    saga_redriven_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 

@@ -135,23 +135,27 @@ def orders_stuck(*, stuck_before: datetime, cancelled_since: datetime, limit: in
     `cancelled_since` on, so the query stays an index range however many cancelled orders there are.
     {"count", "oldest": [up to `limit` orders, oldest change first]}."""
     # Two queries, not one with OR: the OR across the payment join made PostgreSQL hash-join every payment.
-    parts = _stuck_parts(stuck_before=stuck_before, cancelled_since=cancelled_since)
+    parts = stuck_parts(stuck_before=stuck_before, cancelled_since=cancelled_since)
     oldest = sorted((order for part in parts for order in part.order_by("updated_at")[:limit]),
                     key=lambda order: order.updated_at)  # fmt: skip
     return {"count": sum(part.count() for part in parts), "oldest": oldest[:limit]}
 
 
 def orders_stuck_queryset(*, stuck_before: datetime, cancelled_since: datetime) -> QuerySet[Order]:
-    reserved, unsettled = _stuck_parts(stuck_before=stuck_before, cancelled_since=cancelled_since)
+    reserved, unsettled = stuck_parts(stuck_before=stuck_before, cancelled_since=cancelled_since)
     return Order.objects.filter(Q(pk__in=reserved.values("pk")) | Q(pk__in=unsettled.values("pk")))
 
 
-def _stuck_parts(*, stuck_before: datetime, cancelled_since: datetime) -> tuple[QuerySet[Order], QuerySet[Order]]:
+def stuck_parts(
+    *, stuck_before: datetime, cancelled_since: datetime | None = None
+) -> tuple[QuerySet[Order], QuerySet[Order]]:
+    """The one definition of a stuck saga, for the sweeper, the dashboard and the admin: reserved, or cancelled
+    with the payment unsettled, and nothing moved it since `stuck_before` (the sweeper re-driving it does not
+    count: that is `saga_redriven_at`). `cancelled_since` bounds the cancelled ones for a screen."""
     reserved = Order.objects.filter(status=Order.Status.RESERVED, updated_at__lt=stuck_before)
     unsettled = Order.objects.filter(
-        status=Order.Status.CANCELLED,
-        updated_at__lt=stuck_before,
-        updated_at__gte=cancelled_since,
-        payment__status__in=Payment.UNSETTLED,
+        status=Order.Status.CANCELLED, updated_at__lt=stuck_before, payment__status__in=Payment.UNSETTLED
     )
+    if cancelled_since is not None:
+        unsettled = unsettled.filter(updated_at__gte=cancelled_since)
     return reserved, unsettled

@@ -15,13 +15,13 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from common.problems import Conflict, problem_body
 from inventory import services as inventory
 from inventory.models import Product, Store
-from orders import events
+from orders import events, selectors
 from orders.gateways import CircuitOpen, GatewayError, get_gateway, guarded
 from orders.models import Order, Payment, TimelineEntry
 
@@ -437,14 +437,12 @@ def order_cancel_and_settle(*, order_id: UUID, reason: str, detail: str = "") ->
 
 
 def orders_claim_stuck(*, stuck_before) -> list[UUID]:
-    """Claim, for re-driving, the orders the saga should have moved but nothing touched since `stuck_before`:
-    a worker died, a message was lost. Reserved orders, and cancelled ones whose payment is not settled yet.
-    A write, not a read: claiming touches `updated_at`, so the next sweep leaves them alone for a period."""
-    reserved = Order.objects.filter(status=Status.RESERVED, updated_at__lt=stuck_before)
-    unsettled = Order.objects.filter(
-        status=Status.CANCELLED, updated_at__lt=stuck_before, payment__status__in=Payment.UNSETTLED
-    )
-    ids = list(reserved.values_list("pk", flat=True)[:500]) + list(unsettled.values_list("pk", flat=True)[:500])
-    # Touch them, so the next sweep leaves them to the re-driven saga for another period.
-    Order.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    """Claim, for re-driving, the stuck sagas (`selectors.stuck_parts`: a worker died, a message was lost) that
+    no sweep re-drove since `stuck_before`. A write, not a read: claiming stamps `saga_redriven_at`, so the next
+    sweep leaves them to the re-driven saga for a period, while they still count as stuck until the saga moves."""
+    not_claimed = Q(saga_redriven_at__isnull=True) | Q(saga_redriven_at__lt=stuck_before)
+    reserved, unsettled = selectors.stuck_parts(stuck_before=stuck_before)
+    ids = [order_id for part in (reserved, unsettled)
+           for order_id in part.filter(not_claimed).values_list("pk", flat=True)[:500]]  # fmt: skip
+    Order.objects.filter(pk__in=ids).update(saga_redriven_at=timezone.now())
     return ids

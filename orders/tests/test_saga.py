@@ -270,6 +270,25 @@ def test_sweeper_finds_stuck_orders_once_per_period():
     assert first == [order.pk] and second == []
 
 
+def test_a_stuck_saga_the_sweeper_re_drove_is_still_stuck_on_the_dashboard():
+    from django.utils import timezone
+
+    from orders import selectors
+
+    order = place_order()
+    five_minutes_ago = timezone.now() - timezone.timedelta(minutes=5)
+    Order.objects.filter(pk=order.pk).update(updated_at=five_minutes_ago)
+    stuck_before = timezone.now() - timezone.timedelta(minutes=1)
+
+    assert services.orders_claim_stuck(stuck_before=stuck_before) == [order.pk]  # the sweep re-drives it
+
+    # Re-driving is not progress: until the saga moves the order, staff see it where it is stuck.
+    found = selectors.orders_stuck(
+        stuck_before=stuck_before, cancelled_since=timezone.now() - timezone.timedelta(days=1)
+    )
+    assert found["count"] == 1 and found["oldest"][0].updated_at == five_minutes_ago
+
+
 def test_check_invariants_catches_stock_drift():
     order = place_order(quantity=2)
     Product.objects.filter(pk=order.lines.get().product_id).update(reserved=5)
