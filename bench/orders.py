@@ -125,6 +125,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200, help="orders/s offered in the sustained run")
     parser.add_argument("--sustained-seconds", type=float, default=60)
     parser.add_argument("--drain-seconds", type=float, default=60, help="how long the saga may take afterwards")
+    parser.add_argument("--dispatch-timeout", type=int, default=30, help="DISPATCH_TIMEOUT_SECONDS, sustained run")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--products", type=int, default=20, help="products per store")
@@ -233,16 +234,20 @@ def get_run(url: str, pid: int, args, headers: dict | None = None) -> dict:
 def sustained(env: dict, seeded: dict, args) -> list[str]:
     """--rate orders/s for --sustained-seconds against web + worker + dispatch + relay; the saga's pace from the
     orders' own timestamps. There are no drivers: every paid order keeps dispatch retrying beside the saga (the
-    backlog of issue 13.9), on its own worker line."""
+    backlog of issue 13.9), on its own worker line, until the shortened dispatch timeout cancels it `no_driver`."""
     from django.db import connection
 
     connections = max(4, min(64, round(args.rate / 10)))  # ~10 orders/s per paced connection
     pace_ms = 1000 * connections / args.rate
     common.heading(f"sustained: {args.rate:.0f} orders/s offered for {args.sustained_seconds:.0f} s "
                    f"({connections} connections, mean pause {pace_ms:.0f} ms), then up to {args.drain_seconds:.0f} s "
-                   f"for the saga; web + worker + dispatch + relay")  # fmt: skip
+                   f"for the saga; web + worker + dispatch + relay + beat")  # fmt: skip
     failures = []
-    with common.stack(env, "web", "worker", "dispatch", "relay") as processes:
+    # No driver is online: every paid order waits, and is cancelled `no_driver` after the (shortened) dispatch
+    # timeout, which must hold behind the backlog of waiting orders (issue 13.9).
+    # Beat runs as in production: its dispatch sweep gives up on overdue orders (every 5 s here, 15 s by default).
+    env = {**env, "DISPATCH_TIMEOUT_SECONDS": str(args.dispatch_timeout), "DISPATCH_SWEEP_SECONDS": "5"}
+    with common.stack(env, "web", "worker", "dispatch", "relay", "beat") as processes:
         base = f"http://127.0.0.1:{processes['web'].port}"
         orders_run(base, seeded, processes["web"].popen.pid, seconds=3, connections=4, pace_ms=40)  # warm-up
         time.sleep(3)
@@ -258,6 +263,10 @@ def sustained(env: dict, seeded: dict, args) -> list[str]:
         while time.monotonic() < deadline and _still_reserved(window_start, window_end):
             time.sleep(1)
         stats = saga_stats(window_start, window_end)
+        deadline = time.monotonic() + args.dispatch_timeout + args.drain_seconds
+        while time.monotonic() < deadline and _still_awaiting_driver(window_start, window_end):
+            time.sleep(1)
+        no_driver = no_driver_stats(window_start, window_end)
     seconds = (window_end - window_start).total_seconds()
     print(
         f"HTTP: {result['rps']:.1f} orders/s created (201), p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, "
@@ -275,12 +284,52 @@ def sustained(env: dict, seeded: dict, args) -> list[str]:
         f"commit -> charge starts: p50 {stats['start_p50']:.0f} ms, p95 {stats['start_p95']:.0f} ms",
         flush=True,
     )
+    print(
+        f"paid -> cancelled no_driver (timeout {args.dispatch_timeout} s, no driver online): {no_driver['cancelled']} "
+        f"orders, p50 {no_driver['p50']:.1f} s, p95 {no_driver['p95']:.1f} s, max {no_driver['max']:.1f} s; "
+        f"{no_driver['waiting']} still waiting",
+        flush=True,
+    )
+    if no_driver["waiting"] or no_driver["max"] > args.dispatch_timeout + 15:  # a sweep interval, and its work
+        failures.append(f"sustained: the dispatch timeout did not hold (max {no_driver['max']:.1f} s)")
     if result["other"] or result["socket_errors"]:
         failures.append("sustained: unexpected answers or socket errors")
     if stats["still_reserved"]:
         failures.append(f"sustained: {stats['still_reserved']} orders not paid {args.drain_seconds:.0f} s later")
     failures += check_invariants("after the sustained run", retry_for=30)
     return failures
+
+
+def _still_awaiting_driver(start, end) -> bool:
+    from orders.models import Order
+
+    return Order.objects.filter(created_at__range=(start, end), awaiting_driver=True).exists()
+
+
+NO_DRIVER_SQL = """
+WITH placed AS (SELECT id FROM orders_order WHERE created_at BETWEEN %(start)s AND %(end)s),
+waited AS (
+    SELECT extract(epoch FROM c.at - p.at) AS seconds FROM placed o
+    JOIN orders_timelineentry p ON p.order_id = o.id AND p.step = 'commit_stock'
+    JOIN orders_order x ON x.id = o.id AND x.cancel_reason = 'no_driver'
+    JOIN LATERAL (SELECT min(at) AS at FROM orders_timelineentry
+                  WHERE order_id = o.id AND step IN ('release_stock', 'restock')) c ON true
+)
+SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds), max(seconds),
+       (SELECT count(*) FROM orders_order x JOIN placed USING (id) WHERE x.awaiting_driver)
+FROM waited
+"""
+
+
+def no_driver_stats(start, end) -> dict:
+    """From payment (commit_stock) to the no_driver cancellation's first compensation step."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(NO_DRIVER_SQL, {"start": start, "end": end})
+        count, p50, p95, slowest, waiting = cursor.fetchone()
+    return {"cancelled": count, "p50": p50 or 0, "p95": p95 or 0, "max": slowest or 0, "waiting": waiting}
 
 
 def _still_reserved(start, end) -> bool:

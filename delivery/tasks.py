@@ -26,9 +26,14 @@ def order_release_driver_task(order_id: str):
     assignments.order_release_driver(order_id=order_id)
 
 
-@shared_task(queue="dispatch")
+# A queue of its own on the dispatch worker (which takes from its queues in turn): behind a backlog of dispatch
+# attempts, the sweep that gives up on overdue orders would otherwise wait in that very backlog; on the saga
+# worker it would delay payments.
+@shared_task(queue="dispatch_sweep")
 def dispatch_sweep_task():
-    """Periodic: re-drive dispatches nobody is driving (a lost task, a dead worker)."""
+    """Periodic: give up on orders waiting past the timeout, re-drive dispatches nobody is driving (a lost task,
+    a dead worker)."""
+    dispatch.dispatches_give_up_overdue()
     stale = timezone.now() - timedelta(seconds=settings.DISPATCH_RETRY_MAX_SECONDS * 3)
     for order_id in dispatch.dispatches_claim_forgotten(stale_before=stale):
         order_dispatch_task.delay(str(order_id))

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.money import money
 from common.problems import Conflict, problem_body
 from inventory import services as inventory
 from inventory.models import Product, Store
@@ -320,7 +321,8 @@ def payment_settle(*, order_id: UUID) -> float | None:
             refunded_amount=result.refunded_amount,
         )
         if settled:
-            detail = f"refunded {result.refunded_amount}" if result.refunded_amount else "nothing was charged"
+            refunded = money(result.refunded_amount, payment.currency)
+            detail = f"refunded {refunded}" if result.refunded_amount else "nothing was charged"
             timeline_add(order_id=order_id, step=Step.REFUND_PAYMENT, status=Outcome.SUCCEEDED, detail=detail,
                          duration_ms=_ms_since(started))  # fmt: skip
     return None

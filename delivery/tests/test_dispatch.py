@@ -13,7 +13,7 @@ from delivery.tests.helpers import make_driver, offset, paid_order, point, send_
 from inventory.models import Product
 from orders import services as orders
 from orders.models import Order
-from orders.tests.helpers import assert_invariants
+from orders.tests.helpers import assert_invariants, run_saga
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,7 @@ def test_no_driver_past_the_timeout_cancels_refunds_and_restocks():
     DispatchRequest.objects.filter(order=order).update(waiting_since=timezone.now() - timedelta(hours=1))
 
     assert dispatch.order_dispatch(order_id=order.pk) is None
+    run_saga(order)  # the refund is the saga's, started by the cancellation's outbox event
 
     order.refresh_from_db()
     product.refresh_from_db()
@@ -138,6 +139,23 @@ def test_the_timeout_counts_from_payment_even_when_the_first_attempt_comes_late(
 
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("cancelled", "no_driver")
+    assert_invariants()
+
+
+def test_the_sweep_gives_up_on_overdue_orders_without_waiting_for_their_attempts(settings):
+    settings.DISPATCH_TIMEOUT_SECONDS = 600
+    never_tried, retried, in_time = paid_order(), paid_order(), paid_order()
+    dispatch.order_dispatch(order_id=retried.pk)  # waited once: its request says since when
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Order.objects.filter(pk__in=[never_tried.pk, in_time.pk]).update(updated_at=an_hour_ago)
+    DispatchRequest.objects.filter(order=retried).update(waiting_since=an_hour_ago)
+    Order.objects.filter(pk=in_time.pk).update(updated_at=timezone.now())  # paid just now
+
+    assert dispatch.dispatches_give_up_overdue() == 2
+
+    outcome = dict(Order.objects.values_list("pk", "cancel_reason"))
+    assert (outcome[never_tried.pk], outcome[retried.pk], outcome[in_time.pk]) == ("no_driver", "no_driver", None)
+    assert dispatch.dispatches_give_up_overdue() == 0
     assert_invariants()
 
 
