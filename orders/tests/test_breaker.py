@@ -1,24 +1,14 @@
 """The payment circuit breaker with a real worker: failing cards open it, healthy orders placed right
 after wait for it to half-open and are paid; none is cancelled by the breaker."""
 
-import time
-
 import pytest
 
 from orders.gateways import get_breaker
 from orders.models import Order
 from orders.tests.helpers import assert_invariants, gateway_books, place_order
+from orders.tests.test_crash import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout=90.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_orders_placed_while_the_breaker_is_open_end_paid(start_process, settings):
@@ -37,7 +27,7 @@ def test_orders_placed_while_the_breaker_is_open_end_paid(start_process, setting
     def settled(orders):
         return all(o.status in ("paid", "cancelled") for o in Order.objects.filter(pk__in=[o.pk for o in orders]))
 
-    assert wait_until(lambda: settled(healthy) and settled(failing)), worker.log()[-3000:]
+    assert wait_until(lambda: settled(healthy) and settled(failing), timeout=90), worker.log()[-3000:]
     outcome = {o.pk: (o.status, o.cancel_reason) for o in Order.objects.filter(pk__in=[o.pk for o in healthy])}
     assert set(outcome.values()) == {("paid", None)}, outcome
     assert all(gateway_books(o).charges == 1 for o in healthy)
