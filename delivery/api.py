@@ -39,7 +39,7 @@ POINT_NUMBERS = {
 def _driver_of(request) -> dict:
     driver = selectors.driver_for_user(user_id=request.user.pk)
     if driver is None:
-        raise drivers.NotADriver("Only drivers may do this.")
+        raise drivers.NotADriver()
     return driver
 
 
@@ -222,7 +222,7 @@ class LocationsApi(APIView):
     def post(self, request):
         # The token names the driver: the one statement that stores the batch also checks it (no lookup first).
         if request.user.driver_id is None:
-            raise drivers.NotADriver("Only drivers may do this.")
+            raise drivers.NotADriver()
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         accepted = ingest.driver_locations_ingest(user_id=request.user.pk, driver_id=request.user.driver_id,

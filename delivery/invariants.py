@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from delivery.models import Assignment, DispatchRequest, Driver
+from delivery.models import Assignment, Driver
+from delivery.selectors import orders_waiting_since_before
 from orders.models import Order
-from orders.selectors import orders_awaiting_driver
 
 GRACE = timedelta(seconds=30)
 ACTIVE = Q(status__in=Assignment.ACTIVE)
@@ -63,15 +63,8 @@ def assignments_match_orders() -> list[str]:
 def paid_orders_are_dispatched() -> list[str]:
     """No order waits for a driver past the dispatch timeout: by then it has a driver or is cancelled `no_driver`.
 
-    Counted from when it started waiting (its request's `waiting_since`, else the order's last change), whether or
-    not a dispatch task has reached it yet: behind a backlog the first attempt comes late, the promise holds
-    anyway, and an order whose tasks were lost is re-driven by the dispatch sweep, which gives up on time."""
+    Counted from when it started waiting, whether or not a dispatch task has reached it yet: behind a backlog the
+    first attempt comes late, and an order whose tasks were lost is re-driven, or given up, by the dispatch sweep."""
     give_up_by = timezone.now() - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS) - GRACE
-    waiting_since = dict(
-        DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING).values_list("order_id", "waiting_since")
-    )
-    return [
-        f"order {order.pk} is {order.status} and has waited for a driver past the dispatch timeout"
-        for order in orders_awaiting_driver().only("pk", "status", "updated_at")
-        if waiting_since.get(order.pk, order.updated_at) < give_up_by
-    ]
+    return [f"order {order_id} has waited for a driver past the dispatch timeout"
+            for order_id in orders_waiting_since_before(give_up_by)]  # fmt: skip

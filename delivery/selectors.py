@@ -1,4 +1,5 @@
 import math
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
@@ -6,8 +7,9 @@ from django.db.models import Count
 
 from delivery import hot
 from delivery.live import POSITION_FIELDS
-from delivery.models import Assignment, Driver, DriverPosition
+from delivery.models import Assignment, DispatchRequest, Driver, DriverPosition
 from orders.models import Order
+from orders.selectors import orders_awaiting_driver
 
 EARTH_RADIUS_M = 6_371_000
 # Below this a rider is waiting at a light or a door, not travelling: the default speed predicts better.
@@ -34,6 +36,20 @@ def driver_for_user(*, user_id) -> dict | None:
         cursor.execute(DRIVER_ROW_SQL + " WHERE d.user_id = %s", [user_id])
         row = cursor.fetchone()
     return dict(zip(DRIVER_ROW_FIELDS, row, strict=True)) if row else None
+
+
+def orders_waiting_since_before(moment: datetime, *, limit: int | None = None) -> dict:
+    """Orders awaiting a driver since before `moment`, {order_id: since}: since their request's `waiting_since`
+    (they waited, or went back to dispatch), else since their last change (paid, and no attempt reached them yet)."""
+    waiting = DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)
+    requested = waiting.filter(waiting_since__lt=moment).values_list("order_id", "waiting_since")
+    never_tried = (
+        orders_awaiting_driver(unchanged_since=moment).exclude(pk__in=waiting.values("order_id"))
+        .values_list("pk", "updated_at")
+    )  # fmt: skip
+    if limit is not None:
+        requested, never_tried = requested[:limit], never_tried[:limit]
+    return {**dict(requested), **dict(never_tried)}
 
 
 def driver_live_position(*, driver_id) -> dict | None:

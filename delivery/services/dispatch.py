@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from delivery import events, hot
 from delivery.models import Assignment, DispatchRequest, Driver
+from delivery.selectors import orders_waiting_since_before
 from delivery.services.drivers import driver_claim
 from orders import selectors as order_selectors
 from orders import services as orders
@@ -152,15 +153,7 @@ def dispatches_give_up_overdue(*, limit: int = 500) -> int:
     theirs is due: behind a backlog of thousands of waiting orders the attempts come late, and the timeout is a
     promise to the customer (seen: a 30 s timeout kept at 85 s p50 by the attempts alone). Returns how many."""
     now = timezone.now()
-    overdue_since = now - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS)
-    waiting = DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)
-    overdue = dict(waiting.filter(waiting_since__lt=overdue_since).values_list("order_id", "waiting_since")[:limit])
-    never_tried = (
-        order_selectors.orders_awaiting_driver(unchanged_since=overdue_since)
-        .exclude(pk__in=waiting.values("order_id"))
-        .values_list("pk", "updated_at")[:limit]
-    )
-    overdue.update(never_tried)
+    overdue = orders_waiting_since_before(now - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS), limit=limit)
     for order_id, since in overdue.items():
         _order_give_up(order_id=order_id, waited=(now - since).total_seconds())
     return len(overdue)

@@ -14,6 +14,9 @@ class NotADriver(Problem):
     status_code = 403
     default_code = "not_a_driver"
 
+    def __init__(self, detail: str = "Only drivers may do this.", **kwargs):
+        super().__init__(detail, **kwargs)
+
 
 class DriverExists(Conflict):
     default_code = "driver_exists"

@@ -37,7 +37,7 @@ def driver_locations_ingest(*, user_id, driver_id, points: list[dict]) -> int:
     received_at = timezone.now()
     driver = _history_write(user_id=user_id, driver_id=driver_id, points=points, received_at=received_at)
     if driver is None:
-        raise NotADriver("Only drivers may do this.")
+        raise NotADriver()
     newest = max(points, key=lambda p: p["recorded_at"])
     if newest["recorded_at"].timestamp() + settings.POSITION_TTL_SECONDS <= received_at.timestamp():
         newest = None
