@@ -200,7 +200,7 @@ CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {"task": "orders.tasks.orders_sweep_task", "schedule": env.float("SWEEP_INTERVAL_SECONDS", 10.0)},
     "dispatch-sweep": {
         "task": "delivery.tasks.dispatch_sweep_task",
-        "schedule": env.float("DISPATCH_SWEEP_SECONDS", 15.0),
+        "schedule": env.float("DISPATCH_SWEEP_SECONDS", 5.0),
     },
     "positions-prune": {
         "task": "delivery.tasks.positions_prune_task",

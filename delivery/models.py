@@ -79,7 +79,7 @@ class DispatchRequest(models.Model):
     """An order looking for a driver: from `paid` (or a decline) until a driver is claimed or it is cancelled."""
 
     class Status(models.TextChoices):
-        WAITING = "waiting"  # no driver yet; retried with backoff until the dispatch timeout
+        WAITING = "waiting"  # no driver yet: retried, or parked until a driver frees up nearby or the timeout
         DONE = "done"  # a driver was claimed
         CANCELLED = "cancelled"  # the order was cancelled (no driver in time, or by customer/staff)
 
@@ -87,7 +87,9 @@ class DispatchRequest(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
     waiting_since = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the attempt that drives this request next is due (None: right after commit). Long past, and still
+    # waiting: nobody is driving it (a lost task, a dead worker), and the sweep re-drives it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

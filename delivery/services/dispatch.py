@@ -60,23 +60,35 @@ def order_dispatch(*, order_id: UUID) -> float | None:
             )
         )
     store = order.store
-    candidates = hot.nearest_candidates(
-        lat=store.lat, lng=store.lng, radius_km=settings.DISPATCH_RADIUS_KM, count=DISPATCH_CANDIDATES + len(declined)
-    )
-    for driver_id, _km in candidates:
-        if driver_id in declined:
-            continue
+    for driver_id in _free_drivers_near(store, declined):
         outcome = _order_claim_driver(order_id=order_id, driver_id=driver_id)
         if outcome != "taken":
             return None
 
     if request is None:
         request, _ = DispatchRequest.objects.get_or_create(order=order, defaults={"waiting_since": waiting_since})
-    attempts = request.attempts + 1
-    DispatchRequest.objects.filter(pk=request.pk).update(attempts=F("attempts") + 1, last_attempt_at=timezone.now())
     hot.order_wait(order_id=order_id, lat=store.lat, lng=store.lng)
-    left = settings.DISPATCH_TIMEOUT_SECONDS - waited
-    return min(_dispatch_backoff(attempts), max(left, 0.1))
+    left = max(settings.DISPATCH_TIMEOUT_SECONDS - waited, 0.1)
+    # Looked again now that the order is in the waiting set: a driver who became a candidate after this look
+    # finds the order there (`dispatch_waiting_near`), so no wake-up falls between the two.
+    # With none, the order is parked: retrying cannot help, a driver becoming free nearby does, at once, and the
+    # one attempt left is at the deadline, to give up. Retrying every few seconds instead kept a dispatch
+    # worker busy with thousands of hopeless attempts, and the timeout came late.
+    parked = not _free_drivers_near(store, declined)
+    retry_in = left if parked else min(_dispatch_backoff(request.attempts + 1), left)
+    DispatchRequest.objects.filter(pk=request.pk).update(
+        attempts=F("attempts") + 1, next_attempt_at=timezone.now() + timedelta(seconds=retry_in)
+    )
+    return retry_in
+
+
+def _free_drivers_near(store, declined: set) -> list[int]:
+    """Available drivers with a fresh position within reach of the store, nearest first, minus those who
+    declined this order."""
+    candidates = hot.nearest_candidates(
+        lat=store.lat, lng=store.lng, radius_km=settings.DISPATCH_RADIUS_KM, count=DISPATCH_CANDIDATES + len(declined)
+    )
+    return [driver_id for driver_id, _km in candidates if driver_id not in declined]
 
 
 def _order_claim_driver(*, order_id: UUID, driver_id: int) -> str:
@@ -126,7 +138,7 @@ def dispatch_request_restart(*, order_id: UUID) -> None:
     as the customer was served by a driver until now. The first attempt starts right after commit."""
     DispatchRequest.objects.update_or_create(
         order_id=order_id, defaults={"status": DispatchRequest.Status.WAITING, "waiting_since": timezone.now(),
-                                     "attempts": 0, "last_attempt_at": None},
+                                     "attempts": 0, "next_attempt_at": None},
     )  # fmt: skip
     events.send_after_commit(events.dispatch_requested, order_id=str(order_id))
 
@@ -161,11 +173,12 @@ def dispatches_give_up_overdue(*, limit: int = 500) -> int:
 
 def dispatches_claim_forgotten(*, stale_before: datetime) -> list[UUID]:
     """Claim, for re-driving, the orders whose dispatch nobody is driving: a lost task, a worker that died.
-    Orders awaiting a driver without a request, and waiting requests not attempted since `stale_before`.
-    A write, not a read: claiming stamps `last_attempt_at`, so the next sweep leaves them alone for a period."""
+    Orders awaiting a driver without a request, and waiting requests whose attempt was due before `stale_before`
+    (a parked order's attempt is due at its deadline: it is not forgotten meanwhile).
+    A write, not a read: claiming makes the attempt due now, so the next sweep leaves them alone for a period."""
     waiting = DispatchRequest.objects.filter(status=DispatchRequest.Status.WAITING)
-    forgotten = waiting.filter(last_attempt_at__lt=stale_before) | waiting.filter(
-        last_attempt_at__isnull=True, waiting_since__lt=stale_before
+    forgotten = waiting.filter(next_attempt_at__lt=stale_before) | waiting.filter(
+        next_attempt_at__isnull=True, waiting_since__lt=stale_before
     )
     never_started = order_selectors.orders_awaiting_driver(unchanged_since=stale_before).exclude(
         pk__in=DispatchRequest.objects.values("order_id")
@@ -173,5 +186,5 @@ def dispatches_claim_forgotten(*, stale_before: datetime) -> list[UUID]:
     ids = list(forgotten.values_list("order_id", flat=True)[:500]) + list(
         never_started.values_list("pk", flat=True)[:500]
     )
-    DispatchRequest.objects.filter(order_id__in=ids).update(last_attempt_at=timezone.now())
+    DispatchRequest.objects.filter(order_id__in=ids).update(next_attempt_at=timezone.now())
     return ids

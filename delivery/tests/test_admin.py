@@ -76,8 +76,10 @@ def test_reassign_to_a_busy_driver_is_refused_and_changes_nothing(admin_client):
 
 def test_sweeper_finds_dispatches_nobody_drives():
     forgotten, fresh = paid_order(), paid_order()
-    dispatch.order_dispatch(order_id=forgotten.pk)  # no driver: waiting
-    DispatchRequest.objects.filter(order=forgotten).update(last_attempt_at=timezone.now() - timedelta(minutes=5))
+    dispatch.order_dispatch(order_id=forgotten.pk)  # no driver: parked until its deadline, not forgotten
+    assert dispatch.dispatches_claim_forgotten(stale_before=timezone.now() - timedelta(seconds=45)) == []
+    # its attempt was due 5 minutes ago and never ran (a lost task): forgotten
+    DispatchRequest.objects.filter(order=forgotten).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     Order.objects.filter(pk=fresh.pk).update(updated_at=timezone.now() - timedelta(minutes=5))  # never dispatched
 
     found = dispatch.dispatches_claim_forgotten(stale_before=timezone.now() - timedelta(seconds=45))

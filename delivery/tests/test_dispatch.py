@@ -53,6 +53,23 @@ def test_driver_outside_the_radius_is_not_dispatched(settings):
     assert_invariants()
 
 
+def test_with_no_free_driver_within_reach_the_order_is_parked_until_its_deadline(settings):
+    # Retrying cannot help: the next attempt is the one that gives up, unless a driver frees up nearby first.
+    settings.DISPATCH_TIMEOUT_SECONDS = 600
+    settings.DISPATCH_RADIUS_KM = 3
+    make_driver(at=offset(4))
+    order = paid_order()
+
+    retry = dispatch.order_dispatch(order_id=order.pk)
+
+    assert 590 < retry <= 600
+    assert str(order.pk) in hot.connection().zrange(hot.WAITING_GEO, 0, -1)
+    near = make_driver(at=offset(1))
+    assert dispatch.dispatch_waiting_near(driver_id=near.pk) == 1
+    order.refresh_from_db()
+    assert (order.status, order.driver_id) == ("assigned", near.pk)
+
+
 def test_driver_whose_live_position_expired_is_not_a_candidate(settings):
     settings.POSITION_TTL_SECONDS = 2
     stale = make_driver(at=offset(0.5))
