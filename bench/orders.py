@@ -290,7 +290,7 @@ def sustained(env: dict, seeded: dict, args) -> list[str]:
     print(
         f"paid -> cancelled no_driver (timeout {args.dispatch_timeout} s, no driver online): {no_driver['cancelled']} "
         f"orders, p50 {no_driver['p50']:.1f} s, p95 {no_driver['p95']:.1f} s, max {no_driver['max']:.1f} s; "
-        f"{no_driver['waiting']} still waiting",
+        f"{no_driver['waiting']} still waiting; {no_driver['attempts']:.1f} fruitless attempts per order",
         flush=True,
     )
     if no_driver["waiting"] or no_driver["max"] > args.dispatch_timeout + 15:  # a sweep interval, and its work
@@ -332,7 +332,14 @@ def no_driver_stats(start, end) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(NO_DRIVER_SQL, {"start": start, "end": end})
         count, p50, p95, slowest, waiting = cursor.fetchone()
-    return {"cancelled": count, "p50": p50 or 0, "p95": p95 or 0, "max": slowest or 0, "waiting": waiting}
+        # Attempts that found no driver (the one that gives up is not counted): the work waiting costs dispatch.
+        cursor.execute(
+            "SELECT avg(r.attempts) FROM delivery_dispatchrequest r JOIN orders_order o ON o.id = r.order_id"
+            " WHERE o.created_at BETWEEN %(start)s AND %(end)s", {"start": start, "end": end},
+        )  # fmt: skip
+        attempts = cursor.fetchone()[0] or 0
+    return {"cancelled": count, "p50": p50 or 0, "p95": p95 or 0, "max": slowest or 0, "waiting": waiting,
+            "attempts": float(attempts)}  # fmt: skip
 
 
 def _still_reserved(start, end) -> bool:
