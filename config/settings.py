@@ -196,12 +196,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT_SECONDS
 # A publish to an unreachable broker gives up after ~1 s of retries: the outbox keeps the event for the sweeper.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_TASK_ALWAYS_EAGER = False
+DISPATCH_SWEEP_SECONDS = env.float("DISPATCH_SWEEP_SECONDS", 5.0)
 CELERY_BEAT_SCHEDULE = {
     "orders-sweep": {"task": "orders.tasks.orders_sweep_task", "schedule": env.float("SWEEP_INTERVAL_SECONDS", 10.0)},
-    "dispatch-sweep": {
-        "task": "delivery.tasks.dispatch_sweep_task",
-        "schedule": env.float("DISPATCH_SWEEP_SECONDS", 5.0),
-    },
+    "dispatch-sweep": {"task": "delivery.tasks.dispatch_sweep_task", "schedule": DISPATCH_SWEEP_SECONDS},
     "positions-prune": {
         "task": "delivery.tasks.positions_prune_task",
         "schedule": env.float("POSITIONS_PRUNE_INTERVAL_SECONDS", 3600.0),

@@ -425,10 +425,8 @@ def _order_advance(*, order_id: UUID, to: str, step: str) -> Order:
 
 def order_cancel_and_settle(*, order_id: UUID, reason: str, detail: str = "") -> Order:
     """Cancel, then refund right away so the caller sees the money back. Should the gateway be down,
-    the saga (started by the outbox's `order.status_changed`) keeps retrying the refund.
-
-    Dispatch gives up through here too (`no_driver`, `detail` says why); when a driver was claimed meanwhile
-    the order is returned uncancelled and nothing is refunded."""
+    the saga (started by the outbox's `order.status_changed`) keeps retrying the refund. For customers and
+    staff; dispatch gives up with `order_cancel` alone and leaves the refund to the saga."""
     order = order_cancel(order_id=order_id, reason=reason, detail=detail)
     if order.status == Status.CANCELLED:
         payment_settle(order_id=order_id)

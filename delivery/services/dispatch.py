@@ -161,11 +161,13 @@ def dispatch_waiting_near(*, driver_id: int) -> int:
 
 
 def dispatches_give_up_overdue(*, limit: int = 500) -> int:
-    """Cancel `no_driver` the orders that have waited past the dispatch timeout, whether or not an attempt of
-    theirs is due: behind a backlog of thousands of waiting orders the attempts come late, and the timeout is a
-    promise to the customer (seen: a 30 s timeout kept at 85 s p50 by the attempts alone). Returns how many."""
+    """Cancel `no_driver` the orders whose own attempt at the deadline did not give up on them within a sweep
+    period: its task was lost, or a backlog holds it back (seen: a 30 s timeout kept at 85 s p50 by the
+    attempts alone). The grace leaves on-time give-ups to those attempts, which run in parallel; the sweep gives
+    up one order after another, and racing them for the same rows only slowed both. Returns how many."""
     now = timezone.now()
-    overdue = orders_waiting_since_before(now - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS), limit=limit)
+    overdue_before = now - timedelta(seconds=settings.DISPATCH_TIMEOUT_SECONDS + settings.DISPATCH_SWEEP_SECONDS)
+    overdue = orders_waiting_since_before(overdue_before, limit=limit)
     for order_id, since in overdue.items():
         _order_give_up(order_id=order_id, waited=(now - since).total_seconds())
     return len(overdue)
