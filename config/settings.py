@@ -46,6 +46,9 @@ WEBSOCKET_ALLOWED_ORIGINS = env.list(
 # Sockets one user may hold at once (across web processes), and the largest frame a client may send.
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=100)
 WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=4096)
+# A web process renews its claim on the sockets it counts every third of this; once a crashed process's lease runs
+# out, its sockets stop counting against their users' cap (delivery/hot.py).
+WEBSOCKET_PROCESS_LEASE_SECONDS = env.float("WEBSOCKET_PROCESS_LEASE_SECONDS", default=30.0)
 CSRF_FAILURE_VIEW = "common.problems.csrf_failure"
 
 # --- HTTPS behind a TLS-terminating proxy (production; README "Production") ------------------------

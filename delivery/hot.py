@@ -8,10 +8,13 @@ from fresh GPS points. Keys:
                          Members can outlive their hash; readers check the hash and prune.
 - `dispatch:waiting`     GEO set of orders waiting for a driver, at their store: who to retry when a driver frees up.
 - `location_events`      capped stream of every accepted point, for replay and audit.
-- `ws:user:<id>`         WebSocket connections the user holds across web processes (the per-user cap); expires an
-                         hour after the last connect, so counts a crashed process never gave back do not last.
+- `ws:sockets:<id>`      hash of the WebSocket connections the user holds, per web process (the per-user cap).
+- `ws:processes`         hash of each web process's lease on the sockets it counts: a crashed one's stop counting.
 """
 
+import os
+import secrets
+import socket
 from datetime import UTC, datetime
 from functools import cache
 
@@ -176,21 +179,79 @@ def waiting_orders_near(*, lat: float, lng: float, radius_km: float, count: int)
     return list(found)
 
 
-_SOCKETS_TTL_SECONDS = 3600
+# --- The per-user socket cap ---------------------------------------------------------------------------
+# A process that dies (SIGKILL, OOM) never gives its sockets back, so each process counts its own: field = process,
+# value = the user's sockets there. Each process holds a lease, renewed every third of
+# WEBSOCKET_PROCESS_LEASE_SECONDS while it has sockets (one call per process, not per socket); the next open drops
+# the counts of processes whose lease ran out, so a crash frees its users' slots within one lease. Lease ends are on
+# Redis's clock (TIME), so the web hosts' clocks need not agree. A live process that cannot renew for a whole lease
+# (Redis unreachable) loses its counts too: its users may hold up to twice the cap until those sockets close, the
+# lesser harm than refusing them for good.
+PROCESSES = "ws:processes"
+# Only forgets users who hold no socket and never come back; a socket open longer than this without its user
+# opening another loses its count.
+_SOCKETS_TTL_SECONDS = 24 * 3600
+
+# KEYS: the user's hash, PROCESSES. ARGV: this process, its lease (ms), the cap, the hash's TTL.
+# Returns 1 when the socket was counted, 0 when the user's sockets on live processes already reach the cap.
+_SOCKET_OPEN = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', KEYS[2], ARGV[1], string.format('%d', now + ARGV[2]))
+local held, total = redis.call('HGETALL', KEYS[1]), 0
+for i = 1, #held, 2 do
+  local lease_end = tonumber(redis.call('HGET', KEYS[2], held[i]))
+  if lease_end and lease_end >= now then total = total + tonumber(held[i + 1])
+  else redis.call('HDEL', KEYS[1], held[i]) end
+end
+if total >= tonumber(ARGV[3]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+# Never below zero: the count may be gone already (dropped while this process could not renew, or expired).
+_SOCKET_CLOSE = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+# KEYS: PROCESSES. ARGV: this process, its lease (ms). Forgets the processes whose lease ran out on the way.
+_LEASE_RENEW = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local leases = redis.call('HGETALL', KEYS[1])
+for i = 1, #leases, 2 do
+  if tonumber(leases[i + 1]) < now then redis.call('HDEL', KEYS[1], leases[i]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + ARGV[2]))
+"""
+_process = (0, "")
+
+
+def process_id() -> str:
+    """This OS process's name in the counts. Made anew after a fork (uvicorn's workers), and random so a later process
+    with the same host and pid (a restarted container) cannot renew a dead one's lease and keep its counts alive."""
+    global _process
+    if _process[0] != os.getpid():
+        _process = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+    return _process[1]
+
+
+def _lease_ms() -> int:
+    return int(settings.WEBSOCKET_PROCESS_LEASE_SECONDS * 1000)
 
 
 def user_sockets_open(user_id) -> bool:
-    """Count one more socket for the user; False (and nothing counted) when it would exceed the cap."""
-    key = f"ws:user:{user_id}"
-    pipe = connection().pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, _SOCKETS_TTL_SECONDS)
-    count, _ = pipe.execute()
-    if count > settings.WEBSOCKET_MAX_SOCKETS_PER_USER:
-        connection().decr(key)
-        return False
-    return True
+    """Count one more socket for the user on this process; False (and nothing counted) when it would exceed the cap."""
+    counted = connection().eval(
+        _SOCKET_OPEN, 2, f"ws:sockets:{user_id}", PROCESSES,
+        process_id(), _lease_ms(), settings.WEBSOCKET_MAX_SOCKETS_PER_USER, _SOCKETS_TTL_SECONDS,
+    )  # fmt: skip
+    return counted == 1
 
 
 def user_socket_closed(user_id) -> None:
-    connection().decr(f"ws:user:{user_id}")
+    connection().eval(_SOCKET_CLOSE, 1, f"ws:sockets:{user_id}", process_id())
+
+
+def process_lease_renew() -> None:
+    """Keep this process's socket counts live for another lease (call every third of it while it holds sockets)."""
+    connection().eval(_LEASE_RENEW, 1, PROCESSES, process_id(), _lease_ms())

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 
+import redis
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -33,6 +34,32 @@ FINAL_STATUSES = {Order.Status.DELIVERED.value, Order.Status.CANCELLED.value}
 # fails (MaxConnectionsError, 100 by default) instead of waiting when it is exhausted. A burst of thousands of
 # sockets (a server restart: every client reconnects at once) queues here instead of failing.
 _REDIS_OPS = asyncio.Semaphore(32)
+# This process's sockets that hold a slot, and the one task renewing its lease on their counts (delivery/hot.py)
+# while there are any. Without renewals, other processes would stop counting these sockets after a lease.
+_slots_held = 0
+_lease_task: asyncio.Task | None = None
+
+
+def _slots_change(by: int) -> None:
+    global _slots_held, _lease_task
+    _slots_held += by
+    loop = asyncio.get_running_loop()
+    # Compared by loop too: the tests run a loop per test, and a task of a closed loop never runs again.
+    running = _lease_task is not None and not _lease_task.done() and _lease_task.get_loop() is loop
+    if _slots_held > 0 and not running:
+        _lease_task = loop.create_task(_lease_renew())
+    elif _slots_held <= 0 and running:
+        _lease_task.cancel()
+
+
+async def _lease_renew() -> None:
+    while True:
+        await asyncio.sleep(settings.WEBSOCKET_PROCESS_LEASE_SECONDS / 3)
+        try:
+            await sync_to_async(hot.process_lease_renew, thread_sensitive=False)()
+        except redis.RedisError:
+            # Tried again a third of a lease later: a whole lease of failures before this process's counts lapse.
+            logger.warning("socket lease not renewed", exc_info=True)
 
 
 class _JsonSocket(AsyncWebsocketConsumer):
@@ -49,14 +76,17 @@ class _JsonSocket(AsyncWebsocketConsumer):
     async def take_slot(self, user) -> bool:
         """One of the user's WEBSOCKET_MAX_SOCKETS_PER_USER sockets; False when all are taken."""
         self.slot_user = user.pk
+        _slots_change(+1)
         if await sync_to_async(hot.user_sockets_open, thread_sensitive=False)(user.pk):
             return True
         self.slot_user = None
+        _slots_change(-1)
         return False
 
     async def _give_slot_back(self) -> None:
         user_id, self.slot_user = self.slot_user, None
         if user_id is not None:
+            _slots_change(-1)
             await sync_to_async(hot.user_socket_closed, thread_sensitive=False)(user_id)
 
     async def join(self, *groups: str) -> None:
