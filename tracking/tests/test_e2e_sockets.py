@@ -3,6 +3,7 @@ status changes reach every subscribed client."""
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -129,3 +130,62 @@ def test_a_watcher_keeps_getting_the_riders_points_across_a_redis_restart(start_
     assert (before["type"], before["lat"]) == ("position", 52.5261)
     assert after is not None, "no point reached the open socket after Redis came back"
     assert after["type"] == "position" and after["lat"] > 52.5261
+
+
+async def order_socket(web, token: str, order):
+    """A socket watching `order` on `web`: (socket, None) once its snapshot came, (None, close code) when refused.
+
+    An order's socket, not the fleet's: the fleet group gets every process's news, and unread news would stop the
+    client from reading, and so from noticing its server die."""
+    ws = await websockets.connect(f"ws://127.0.0.1:{web.port}/ws/orders/{order.pk}/", subprotocols=["bearer", token],
+                                  open_timeout=20)  # fmt: skip
+    try:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 20))
+    except websockets.ConnectionClosed as closed:
+        return None, closed.rcvd.code if closed.rcvd else None
+    assert first["type"] == "snapshot", first
+    return ws, None
+
+
+LEASE = 2.0
+
+
+@pytest.mark.e2e
+def test_a_killed_web_processs_sockets_stop_counting_within_its_lease(start_process, customer, product):
+    # given two web processes sharing Redis, a cap of 2 sockets, a 2 s lease, and a customer's order
+    limits = {"WEBSOCKET_MAX_SOCKETS_PER_USER": "2", "WEBSOCKET_PROCESS_LEASE_SECONDS": str(LEASE)}
+    doomed = start_process("web", WEB_CONCURRENCY="1", **limits)
+    survivor = start_process("web", WEB_CONCURRENCY="1", **limits)
+    order, token = place_order(customer, product), token_for(customer)
+
+    async def scenario():
+        held = [(await order_socket(doomed, token, order))[0] for _ in range(2)]
+        assert None not in held
+        # the first process renews its lease: past a lease its two sockets still fill the cap for the other
+        await asyncio.sleep(LEASE + 0.5)
+        assert await order_socket(survivor, token, order) == (None, 4429)
+
+        # when the first process is SIGKILLed, giving nothing back
+        await asyncio.to_thread(doomed.kill)
+        killed = time.monotonic()
+        while True:
+            first, code = await order_socket(survivor, token, order)
+            if first is not None or time.monotonic() - killed > LEASE + 3:
+                break
+            assert code == 4429
+            await asyncio.sleep(0.2)
+        healed_after = time.monotonic() - killed
+        second, _ = await order_socket(survivor, token, order)
+        third = await order_socket(survivor, token, order)
+        for ws in [*held, first, second]:
+            if ws is not None:
+                await ws.close()
+        return first, second, third, healed_after
+
+    first, second, third, healed_after = asyncio.run(scenario())
+
+    # then within the lease (and a retry's margin) the user may hold the cap's sockets again, and no more
+    assert first is not None, "the killed process's sockets still count after its lease"
+    assert healed_after < LEASE + 1.5
+    assert second is not None
+    assert third == (None, 4429)
