@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import websockets
+from django.conf import settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from orders.models import OutboxEvent
@@ -189,3 +190,31 @@ def test_a_killed_web_processs_sockets_stop_counting_within_its_lease(start_proc
     assert healed_after < LEASE + 1.5
     assert second is not None
     assert third == (None, 4429)
+
+
+@pytest.mark.e2e
+def test_the_web_process_closes_a_socket_1009_on_a_frame_over_the_limit(start_process, customer, product):
+    # given the web process as the Procfile starts it (--ws-max-size), and a socket watching an order
+    web = start_process("web", WEB_CONCURRENCY="1")
+    order, limit = place_order(customer, product), settings.WEBSOCKET_MAX_MESSAGE_BYTES
+
+    async def scenario():
+        ws, _ = await order_socket(web, token_for(customer), order)
+        # when a frame of exactly the limit, not JSON, is sent, then a ping, then a frame one byte over the limit
+        await ws.send("x" * limit)
+        at_limit = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        await ws.send(json.dumps({"type": "ping"}))
+        pong = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        await ws.send("x" * (limit + 1))
+        try:
+            over = await asyncio.wait_for(ws.recv(), 20)
+        except websockets.ConnectionClosed as closed:
+            over = closed.rcvd.code if closed.rcvd else None
+        return at_limit, pong, over
+
+    at_limit, pong, over = asyncio.run(scenario())
+
+    # then the first is answered bad_message and the socket stays open; the second is closed by the server, 1009
+    assert at_limit == {"type": "error", "code": "bad_message"}
+    assert pong == {"type": "pong"}
+    assert over == 1009
