@@ -185,14 +185,15 @@ def waiting_orders_near(*, lat: float, lng: float, radius_km: float, count: int)
 # WEBSOCKET_PROCESS_LEASE_SECONDS while it has sockets (one call per process, not per socket); the next open drops
 # the counts of processes whose lease ran out, so a crash frees its users' slots within one lease. Lease ends are on
 # Redis's clock (TIME), so the web hosts' clocks need not agree. A live process that cannot renew for a whole lease
-# (Redis unreachable) loses its counts too: its users may hold up to twice the cap until those sockets close, the
-# lesser harm than refusing them for good.
-PROCESSES = "ws:processes"
+# (Redis unreachable) loses its counts too: its users may go over the cap until those sockets close, the lesser harm
+# than refusing them for good. Not the old `ws:user:<id>` counters' name: during a deploy, old processes still INCR
+# those strings, which a hash command would fail on (WRONGTYPE).
+SOCKET_PROCESSES = "ws:processes"
 # Only forgets users who hold no socket and never come back; a socket open longer than this without its user
 # opening another loses its count.
 _SOCKETS_TTL_SECONDS = 24 * 3600
 
-# KEYS: the user's hash, PROCESSES. ARGV: this process, its lease (ms), the cap, the hash's TTL.
+# KEYS: the user's hash, SOCKET_PROCESSES. ARGV: this process, its lease (ms), the cap, the hash's TTL.
 # Returns 1 when the socket was counted, 0 when the user's sockets on live processes already reach the cap.
 _SOCKET_OPEN = """
 local t = redis.call('TIME')
@@ -213,7 +214,7 @@ return 1
 _SOCKET_CLOSE = """
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 """
-# KEYS: PROCESSES. ARGV: this process, its lease (ms). Forgets the processes whose lease ran out on the way.
+# KEYS: SOCKET_PROCESSES. ARGV: this process, its lease (ms). Forgets the processes whose lease ran out on the way.
 _LEASE_RENEW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -242,7 +243,7 @@ def _lease_ms() -> int:
 def user_sockets_open(user_id) -> bool:
     """Count one more socket for the user on this process; False (and nothing counted) when it would exceed the cap."""
     counted = connection().eval(
-        _SOCKET_OPEN, 2, f"ws:sockets:{user_id}", PROCESSES,
+        _SOCKET_OPEN, 2, f"ws:sockets:{user_id}", SOCKET_PROCESSES,
         process_id(), _lease_ms(), settings.WEBSOCKET_MAX_SOCKETS_PER_USER, _SOCKETS_TTL_SECONDS,
     )  # fmt: skip
     return counted == 1
@@ -254,4 +255,4 @@ def user_socket_closed(user_id) -> None:
 
 def process_lease_renew() -> None:
     """Keep this process's socket counts live for another lease (call every third of it while it holds sockets)."""
-    connection().eval(_LEASE_RENEW, 1, PROCESSES, process_id(), _lease_ms())
+    connection().eval(_LEASE_RENEW, 1, SOCKET_PROCESSES, process_id(), _lease_ms())
