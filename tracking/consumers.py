@@ -121,7 +121,8 @@ class _JsonSocket(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         message = None
-        if text_data is not None and len(text_data) <= settings.WEBSOCKET_MAX_MESSAGE_BYTES:
+        # The limit is in bytes, as the server's --ws-max-size counts them: 4 KB of accents are 2,048 characters.
+        if text_data is not None and len(text_data.encode()) <= settings.WEBSOCKET_MAX_MESSAGE_BYTES:
             try:
                 message = json.loads(text_data)
             except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's recursion

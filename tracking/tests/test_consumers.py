@@ -371,7 +371,8 @@ async def test_ping_is_answered_with_pong(assigned_order, customer):
     "frame",
     [{"text_data": "{not json"}, {"text_data": '{"type": "subscribe"}'}, {"text_data": "[1, 2]"},
      {"text_data": '"ping"'}, {"text_data": "{}"}, {"bytes_data": b"\x00\x01"},
-     {"text_data": "[" * 2000 + "]" * 2000}, {"text_data": '{"type": "ping", "pad": "' + "x" * 5000 + '"}'}],
+     {"text_data": "[" * 2000 + "]" * 2000}, {"text_data": '{"type": "ping", "pad": "' + "x" * 5000 + '"}'},
+     {"text_data": '{"type": "ping", "pad": "' + "é" * 2100 + '"}'}],  # 2,100 characters, over 4 KB as UTF-8
 )  # fmt: skip
 async def test_bad_messages_get_an_error_and_the_socket_stays_open(assigned_order, customer, frame):
     communicator = await connect(await socket(order_path(assigned_order), user=customer), "bearer")
