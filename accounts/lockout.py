@@ -14,7 +14,7 @@ sign in from one address (an office, a mobile carrier's NAT); guessing is stoppe
 Both count in a fixed window of `LOGIN_LOCKOUT_MINUTES` (15) from the first failure, in the Django cache (Redis),
 and a lockout lasts until its window ends: an honest NAT's occasional typos never pile up for ever. A successful
 sign-in clears nothing (a guesser could otherwise reset an address's count with an account of their own). The email
-is counted as typed, lowercased, so a locked-out answer is the same whether the account exists or not.
+is counted as sign-in looks it up, so a locked-out answer is the same whether the account exists or not.
 """
 
 from axes.backends import AxesStandaloneBackend
@@ -24,6 +24,7 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.shortcuts import render
 
+from accounts.models import User
 from common.problems import Problem
 
 ACCOUNT_PREFIX = "account:"
@@ -57,7 +58,8 @@ class LockoutBackend(AxesStandaloneBackend):
 
 
 def lockout_username(request, credentials: dict | None) -> str:
-    """The key an attempt counts against: the email as typed, lowercased (sign-in ignores case too).
+    """The key an attempt counts against: the email as sign-in looks it up (`normalize_email`), whether or not
+    such an account exists.
 
     The prefix keeps an "email" such as "203.0.113.7" from counting against that address."""
     credentials = credentials or {}
@@ -65,7 +67,7 @@ def lockout_username(request, credentials: dict | None) -> str:
     if email is None:
         data = getattr(request, "data", None) or request.POST
         email = data.get("email") or data.get("username") or ""
-    return ACCOUNT_PREFIX + str(email).strip().lower()
+    return ACCOUNT_PREFIX + User.objects.normalize_email(str(email))
 
 
 class AccountAndAddressHandler(AxesCacheHandler):

@@ -1,10 +1,9 @@
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
-from common.problems import Conflict
+from common.errors import Conflict, Invalid
 
 
 def user_register(*, email: str, password: str, name: str) -> User:
@@ -14,7 +13,7 @@ def user_register(*, email: str, password: str, name: str) -> User:
     try:
         validate_password(password, user=User(email=email, name=name))
     except DjangoValidationError as exc:
-        raise ValidationError({"password": [m for m in exc.messages]}, code="weak_password") from exc
+        raise Invalid(" ".join(exc.messages), code="weak_password", field="password") from exc
     try:
         with transaction.atomic():
             return User.objects.create_user(email=email, password=password, name=name)

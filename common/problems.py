@@ -16,11 +16,14 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from common import errors
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 class Problem(exceptions.APIException):
-    """An error a service raises on purpose; `extra` members are added to the problem body."""
+    """An error the API edge answers on purpose (a missing header, a bad cursor); services raise
+    `common.errors` instead. `extra` members are added to the problem body."""
 
     status_code = 400
     default_code = "bad_request"
@@ -33,14 +36,8 @@ class Problem(exceptions.APIException):
         self.extra = extra
 
 
-class Conflict(Problem):
-    status_code = 409
-    default_code = "conflict"
-
-
-class NotFound(Problem):
-    status_code = 404
-    default_code = "not_found"
+# How the API answers each kind of domain error.
+DOMAIN_STATUS = {errors.Invalid: 400, errors.NotAllowed: 403, errors.NotFound: 404, errors.Conflict: 409}
 
 
 def problem_body(status: int, code: str, detail: str, **extra) -> dict:
@@ -143,6 +140,8 @@ def problem_exception_handler(exc, context):
         return Response(outage_body(dependency), status=503, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, RequestDataTooBig):
         return _problem(413, "body_too_large", "The request body is too large.")
+    if isinstance(exc, errors.DomainError):
+        return _domain_problem(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -159,13 +158,21 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, Problem):
         return _problem(exc.status_code, exc.code, str(exc.detail), headers=headers, **exc.extra)
     if isinstance(exc, exceptions.ValidationError):
-        errors = flatten_errors(exc.detail)
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return _problem(400, "validation_error", detail, errors=errors)
+        field_errors = flatten_errors(exc.detail)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors[:5])
+        return _problem(400, "validation_error", detail, errors=field_errors)
     code = _CODES.get(type(exc)) or next((c for k, c in _CODES.items() if isinstance(exc, k)), "error")
     if code == "authentication_failed" and _is_token_error(exc):
         code = "invalid_token"
     return _problem(exc.status_code, code, _detail_text(exc.detail), headers=headers)
+
+
+def _domain_problem(exc: errors.DomainError) -> Response:
+    status = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    if exc.field is not None:  # answered like the serializers' field errors: clients show it next to the field
+        field_errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
+        return _problem(status, "validation_error", f"{exc.field}: {exc.detail}", errors=field_errors, **exc.extra)
+    return _problem(status, exc.code, exc.detail, **exc.extra)
 
 
 def _detail_text(detail) -> str:

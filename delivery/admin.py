@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from common.admin import short_id, time_ago, time_with_seconds
-from common.problems import Problem
+from common.errors import DomainError
 from delivery import selectors
 from delivery.models import Assignment, Driver
 from delivery.services import assignments, drivers
@@ -163,7 +163,7 @@ class AssignmentAdmin(admin.ModelAdmin):
             return None
         try:
             assignments.assignment_reassign(assignment_id=assignment.pk, to_driver_id=int(chosen))
-        except Problem as exc:
+        except DomainError as exc:
             self.message_user(request, f"{assignment.order_id}: {exc.detail}", messages.ERROR)
         else:
             self.message_user(request, f"{assignment.order_id}: reassigned to {offered[chosen]['name']}.")

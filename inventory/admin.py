@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from common.admin import ReadOnlyAdminMixin
+from common.errors import DomainError
 from common.money import money
-from common.problems import Problem
 from inventory import services
 from inventory.models import Product, Reservation, Store
 
@@ -160,7 +160,7 @@ class ProductAdmin(admin.ModelAdmin):
                 try:
                     services.product_restock(product_id=product_id, quantity=quantity)
                     done += 1
-                except Problem as exc:
+                except DomainError as exc:
                     refused.append(f"{name}: {exc.detail}")
             if done:
                 self.message_user(request, f"Added {quantity} units to {done} product(s).", messages.SUCCESS)

@@ -99,12 +99,7 @@ class ProductListApi(StaffWritesMixin, APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            product = services.product_create(**data.validated_data)
-        except services.SkuTaken:
-            raise serializers.ValidationError(
-                {"sku": ["This store already has a product with this SKU."]}, code="unique"
-            )
+        product = services.product_create(**data.validated_data)
         return Response(ProductOutput(product).data, status=status.HTTP_201_CREATED)
 
 

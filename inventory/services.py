@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast, Least
 
-from common.problems import Conflict
+from common.errors import Conflict, Invalid
 from inventory.models import Product, Reservation, Store
 
 
@@ -23,8 +23,11 @@ class Shortfall:
     available: int
 
 
-class SkuTaken(Exception):
-    """A store sells each SKU once. A domain error: the API answers it as invalid input on `sku`."""
+class SkuTaken(Invalid):
+    """A store sells each SKU once."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail, code="unique", field="sku")
 
 
 class OutOfStock(Conflict):
@@ -54,7 +57,7 @@ def product_create(*, store: Store, sku: str, name: str, price: int, currency: s
                 store=store, sku=sku, name=name, price=price, currency=currency, on_hand=stock
             )
     except IntegrityError as exc:
-        raise SkuTaken(f"Store {store.pk} already has a product with SKU {sku!r}.") from exc
+        raise SkuTaken("This store already has a product with this SKU.") from exc
 
 
 # `on_hand` is a PostgreSQL integer: a restock that would overflow it must be refused, not crash.

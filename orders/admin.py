@@ -18,8 +18,8 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from accounts.models import User
 from common.admin import ReadOnlyAdminMixin, short_id, time_with_seconds
+from common.errors import DomainError
 from common.money import money
-from common.problems import Problem
 from orders import selectors, services
 from orders.models import Order, OrderLine, OutboxEvent, Payment, TimelineEntry
 from orders.tasks import order_saga_task
@@ -218,7 +218,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 services.order_cancel_and_settle(order_id=order_id, reason=Order.CancelReason.STAFF)
                 cancelled += 1
-            except Problem as exc:  # not_cancellable once picked up, and any other deliberate refusal
+            except DomainError as exc:  # not_cancellable once picked up, and any other deliberate refusal
                 refused.append(f"{order_id}: {exc.detail} ({exc.code})")
         if cancelled:
             self.message_user(request, f"Cancelled {cancelled} order(s); stock given back, payments refunded.")

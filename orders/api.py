@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from common.fields import JSONNumberField
 from common.ids import bigint_id
 from common.pagination import CursorPage
-from common.problems import PROBLEM_CONTENT_TYPE, Conflict, Problem
+from common.problems import PROBLEM_CONTENT_TYPE, Problem
 from orders import selectors, services
 from orders.idempotency import request_fingerprint
 from orders.models import Order
@@ -162,8 +162,8 @@ class OrderListApi(APIView):
             raise Problem("This Idempotency-Key was already used with another request body.",
                           code="idempotency_key_reused", status=422) from exc  # fmt: skip
         except services.IdempotencyKeyInFlight as exc:
-            raise Conflict("A request with this Idempotency-Key is still being processed.",
-                           code="idempotency_in_flight") from exc  # fmt: skip
+            raise Problem("A request with this Idempotency-Key is still being processed.",
+                          code="idempotency_in_flight", status=409) from exc  # fmt: skip
         # The answer is the JSON the statement returned (and stored for replays): sent as it is, never re-read.
         response = HttpResponse(
             placed.body, status=placed.status,

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMinute
-from django.http import Http404
 
+from common.errors import NotFound
 from orders.models import Order, Payment, TimelineEntry
 
 
@@ -38,10 +38,10 @@ def orders_awaiting_driver(*, unchanged_since: datetime | None = None) -> QueryS
 
 
 def order_get_for(*, user, order_id) -> Order:
-    """404 both for a missing order and for someone else's: existence is never revealed."""
+    """NotFound both for a missing order and for someone else's: existence is never revealed."""
     order = orders_visible_to(user).with_details().filter(pk=order_id).first()
     if order is None:
-        raise Http404
+        raise NotFound("No such order.")
     return order
 
 

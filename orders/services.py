@@ -18,8 +18,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.errors import Conflict
 from common.money import money
-from common.problems import Conflict, problem_body
+from common.problems import problem_body
 from inventory import services as inventory
 from inventory.models import Product, Store
 from orders import events, selectors

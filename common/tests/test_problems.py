@@ -5,7 +5,9 @@ from django.test import Client, RequestFactory
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, Throttled
 
-from common.problems import Conflict, flatten_errors, handler500, problem_exception_handler
+from common import errors
+from common.errors import Conflict
+from common.problems import flatten_errors, handler500, problem_exception_handler
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +52,7 @@ def test_a_bare_error_list():
                                                                 "code": "x"}]  # fmt: skip
 
 
-def test_problem_extra_members_and_status():
+def test_a_domain_error_is_answered_with_its_kinds_status_and_its_extra_members():
     response = problem_exception_handler(Conflict("Taken.", code="email_taken", hint="sign in"), {})
 
     assert response.status_code == 409
@@ -58,6 +60,24 @@ def test_problem_extra_members_and_status():
         "type": "https://courier.dev/problems/email-taken", "title": "Conflict", "status": 409, "detail": "Taken.",
         "code": "email_taken", "hint": "sign in",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind, status", [(errors.Invalid, 400), (errors.NotAllowed, 403), (errors.NotFound, 404), (errors.Conflict, 409)]
+)
+def test_every_kind_of_domain_error_has_its_status(kind, status):
+    response = problem_exception_handler(kind("Refused."), {})
+
+    assert (response.status_code, response.data["code"], response.data["detail"]) == (
+        status, kind.default_code, "Refused."
+    )  # fmt: skip
+
+
+def test_a_domain_error_on_a_field_is_answered_like_a_serializers_field_error():
+    response = problem_exception_handler(errors.Invalid("Too common.", code="weak_password", field="password"), {})
+
+    assert (response.status_code, response.data["code"]) == (400, "validation_error")
+    assert response.data["errors"] == [{"field": "password", "message": "Too common.", "code": "weak_password"}]
 
 
 def test_throttled_carries_retry_after():

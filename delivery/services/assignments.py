@@ -3,10 +3,9 @@
 from uuid import UUID
 
 from django.db import transaction
-from django.http import Http404
 from django.utils import timezone
 
-from common.problems import Conflict
+from common.errors import Conflict, NotFound
 from delivery import hot
 from delivery.models import Assignment, DispatchRequest
 from delivery.services.dispatch import dispatch_request_restart
@@ -64,7 +63,7 @@ def _assignment_move(*, assignment_id: UUID, driver_id: int, to: str, stamp: str
     order_id = Assignment.objects.filter(pk=assignment_id, driver_id=driver_id).values_list("order_id", flat=True)
     order_id = order_id.first()
     if order_id is None:
-        raise Http404
+        raise NotFound("No such assignment.")
     orders.order_lock(order_id=order_id)
     assignment = Assignment.objects.select_for_update().get(pk=assignment_id)
     if to not in Assignment.TRANSITIONS[assignment.status]:

@@ -3,15 +3,14 @@
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from common.problems import Conflict, Problem
+from common.errors import Conflict, NotAllowed
 from delivery import events, hot
 from delivery.models import Driver
 
 DriverStatus = Driver.Status
 
 
-class NotADriver(Problem):
-    status_code = 403
+class NotADriver(NotAllowed):
     default_code = "not_a_driver"
 
     def __init__(self, detail: str = "Only drivers may do this.", **kwargs):

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from common.problems import Conflict
+from common.errors import Conflict
 from delivery import hot
 from delivery.invariants import GRACE, paid_orders_are_dispatched
 from delivery.models import Assignment, DispatchRequest, Driver
