@@ -13,6 +13,7 @@ Everything else is redis-py's. Drop it once Python 3.11 is no longer supported.
 """
 
 import asyncio
+from urllib.parse import urlsplit
 
 from redis.asyncio.connection import Connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,3 +30,11 @@ class CancellableConnection(Connection):
             raise RedisTimeoutError("Timeout writing to socket") from None
         finally:
             self.socket_timeout = timeout
+
+
+def channel_layer_prefix(redis_url: str) -> str:
+    """The channel layer's key and channel prefix for a Redis URL: one per database number. Redis's pub/sub is
+    server-wide, not per database, so two deployments on one server (staging on /1, production on /0; two test
+    runs) would otherwise get each other's live messages, the shared `fleet` group on every staff map."""
+    database = urlsplit(redis_url).path.strip("/") or "0"
+    return f"courier.{database}"

@@ -11,7 +11,7 @@ import xstatic.pkg.leaflet
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from common.redis_asyncio import CancellableConnection
+from common.redis_asyncio import CancellableConnection, channel_layer_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -167,10 +167,13 @@ _CHANNEL_LAYER_HOST = {
     # once more, instead of dropping that live message or leaving the subscriptions behind.
     "retry_on_error": [RedisConnectionError],
 }
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default=channel_layer_prefix(REDIS_URL))
 CHANNEL_LAYER_CHOICES = {
-    "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST]}},
+    "pubsub": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+               "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "prefix": CHANNEL_LAYER_PREFIX}},
     "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-              "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "capacity": 1000, "expiry": 30}},
+              "CONFIG": {"hosts": [_CHANNEL_LAYER_HOST], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000,
+                         "expiry": 30}},
 }  # fmt: skip
 CHANNEL_LAYERS = {"default": CHANNEL_LAYER_CHOICES[CHANNEL_LAYER], **CHANNEL_LAYER_CHOICES}
 
