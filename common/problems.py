@@ -158,9 +158,7 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, Problem):
         return _problem(exc.status_code, exc.code, str(exc.detail), headers=headers, **exc.extra)
     if isinstance(exc, exceptions.ValidationError):
-        field_errors = flatten_errors(exc.detail)
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors[:5])
-        return _problem(400, "validation_error", detail, errors=field_errors)
+        return _validation_problem(400, flatten_errors(exc.detail))
     code = _CODES.get(type(exc)) or next((c for k, c in _CODES.items() if isinstance(exc, k)), "error")
     if code == "authentication_failed" and _is_token_error(exc):
         code = "invalid_token"
@@ -170,9 +168,13 @@ def problem_exception_handler(exc, context):
 def _domain_problem(exc: errors.DomainError) -> Response:
     status = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     if exc.field is not None:  # answered like the serializers' field errors: clients show it next to the field
-        field_errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
-        return _problem(status, "validation_error", f"{exc.field}: {exc.detail}", errors=field_errors, **exc.extra)
+        return _validation_problem(status, [{"field": exc.field, "message": exc.detail, "code": exc.code}], **exc.extra)
     return _problem(status, exc.code, exc.detail, **exc.extra)
+
+
+def _validation_problem(status: int, field_errors: list[dict], **extra) -> Response:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors[:5])
+    return _problem(status, "validation_error", detail, errors=field_errors, **extra)
 
 
 def _detail_text(detail) -> str:
