@@ -69,18 +69,19 @@ def test_finished_orders_count_only_the_last_hour():
 
 
 def test_orders_per_minute_fills_every_minute_and_counts_payment_failures():
-    now = timezone.now()
     ok = place_order()
     run_saga(ok)
     declined = place_order(token="tok_declined")
     run_saga(declined)
-    older = place_order()
-    age(older, minutes=5)
-    too_old = place_order()
-    age(too_old, minutes=90)
-    this_minute = now.replace(second=0, microsecond=0)
+    older, too_old = place_order(), place_order()
+    # Each placed at a known minute: `now + 1 s` as the window's end crossed into the next minute (a 61st entry)
+    # whenever the test ran in a minute's last second.
+    this_minute = timezone.now().replace(second=0, microsecond=0)
+    for order, minutes_ago in ((ok, 0), (declined, 0), (older, 5), (too_old, 90)):
+        Order.objects.filter(pk=order.pk).update(created_at=this_minute + timedelta(seconds=1, minutes=-minutes_ago))
 
-    series = selectors.orders_per_minute(since=this_minute - timedelta(minutes=59), until=now + timedelta(seconds=1))
+    until = this_minute + timedelta(minutes=1)
+    series = selectors.orders_per_minute(since=this_minute - timedelta(minutes=59), until=until)
 
     assert len(series) == 60
     assert series[0]["minute"] == this_minute - timedelta(minutes=59)
