@@ -44,10 +44,10 @@ SELECT i, md5('order-' || i)::uuid AS id,
   FROM generate_series(1, %(orders)s) i;
 
 INSERT INTO orders_order (id, customer_id, store_id, status, cancel_reason, total, currency, delivery_address,
-                          delivery_lat, delivery_lng, payment_token, driver_id, driver_user_id, awaiting_driver,
+                          delivery_lat, delivery_lng, payment_token, awaiting_driver,
                           created_at, updated_at)
 SELECT s.id, (SELECT min(id) FROM accounts_user) + s.i %% 1000, '00000000-0000-4000-8000-000000000001', s.status,
-       s.reason, 2250, 'EUR', 'Torstrasse ' || s.i %% 200, 52.53, 13.40, 'tok_ok', NULL, NULL,
+       s.reason, 2250, 'EUR', 'Torstrasse ' || s.i %% 200, 52.53, 13.40, 'tok_ok',
        s.status IN ('paid', 'assigned'), s.created_at,
        s.created_at + interval '20 minutes' * (s.status IN ('delivered', 'cancelled'))::int
   FROM seed s;

@@ -59,8 +59,8 @@ def make_orders(count: int) -> list[dict]:
         dispatch.order_dispatch(order_id=order.pk)
         order = Order.objects.get(pk=order.pk)
         assert order.status == "assigned", order.status
-        token = kit.access_token(order.driver_user)
-        made.append({"order_id": str(order.pk), "driver_id": str(order.driver_id), "driver_token": token})
+        token = kit.access_token(User.objects.get(driver__pk=order.driver.id))
+        made.append({"order_id": str(order.pk), "driver_id": str(order.driver.id), "driver_token": token})
     customer_token = kit.access_token(customer)
     for row in made:
         row["customer_token"] = customer_token

@@ -8,9 +8,10 @@ class DeliveryConfig(AppConfig):
         from common import invariants
         from delivery import events as delivery_events
         from delivery import invariants as checks
-        from delivery import tasks
-        from orders import events
+        from delivery import selectors, tasks
+        from orders import drivers, events
 
+        drivers.install(drivers_of=selectors.order_drivers, orders_driven_by=selectors.orders_driven_by)
         events.subscribe(events.ORDER_PAID, tasks.dispatch_on_paid)
         events.subscribe(events.ORDER_STATUS_CHANGED, tasks.release_on_cancel)
         delivery_events.dispatch_requested.connect(tasks.dispatch_on_request, dispatch_uid="dispatch_on_request")

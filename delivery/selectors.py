@@ -1,13 +1,15 @@
 import math
 from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from delivery import hot
 from delivery.live import POSITION_FIELDS
 from delivery.models import Assignment, DispatchRequest, Driver, DriverPosition
+from orders.drivers import OrderDriver
 from orders.models import Order
 from orders.selectors import orders_awaiting_driver
 
@@ -28,6 +30,26 @@ DRIVER_ROW_SQL = """
       FROM delivery_driver d JOIN accounts_user u ON u.id = d.user_id AND u.is_active
 """
 DRIVER_ROW_FIELDS = ("id", "name", "status", "order_id")
+
+
+def order_drivers(order_ids: list[UUID]) -> dict[UUID, OrderDriver]:
+    """Who drives each order (installed as `orders.drivers.drivers_of`): the driver of its newest assignment,
+    unless that one was declined (the order then awaits the next). One delivered, or cancelled with its order,
+    stays the order's driver; one staff took the order from has a newer assignment after it."""
+    newest = (
+        Assignment.objects.filter(order_id__in=order_ids).order_by("order_id", "-assigned_at").distinct("order_id")
+        .values_list("order_id", "status", "driver_id", "driver__user__name")
+    )  # fmt: skip
+    return {order_id: OrderDriver(id=driver_id, name=name)
+            for order_id, status, driver_id, name in newest if status != Assignment.Status.DECLINED}  # fmt: skip
+
+
+def orders_driven_by(driver_id: int) -> QuerySet:
+    """The ids of the orders `driver_id` drives or drove, by the rule of `order_drivers` (installed as
+    `orders.drivers.orders_driven_by`): a subquery, for the orders a driver may see."""
+    newest = Assignment.objects.filter(order_id=OuterRef("order_id")).order_by("-assigned_at").values("pk")[:1]
+    driven = Assignment.objects.filter(driver_id=driver_id, pk=Subquery(newest))
+    return driven.exclude(status=Assignment.Status.DECLINED).values("order_id")
 
 
 def driver_for_user(*, user_id) -> dict | None:
@@ -98,10 +120,9 @@ def order_tracking(*, order: Order) -> dict:
     driver = None
     position = None
     eta = None
-    if order.driver_id:
-        name = Driver.objects.filter(pk=order.driver_id).values_list("user__name", flat=True).first()
-        driver = {"id": str(order.driver_id), "name": name or ""}
-        live = hot.live_position(order.driver_id) if order.status in ON_THE_WAY else None
+    if order.driver:
+        driver = {"id": str(order.driver.id), "name": order.driver.name}
+        live = hot.live_position(order.driver.id) if order.status in ON_THE_WAY else None
         if live:
             position = _public(live)
             eta = _eta_seconds(order, live)

@@ -36,9 +36,9 @@ class OrderOutput(serializers.Serializer):
         amount = serializers.IntegerField()
         refunded_amount = serializers.IntegerField()
 
-    class Driver(serializers.Serializer):
-        id = serializers.CharField(source="driver_id")
-        name = serializers.CharField(source="driver_user.name")
+    class Driver(serializers.Serializer):  # an `orders.drivers.OrderDriver`
+        id = serializers.CharField()
+        name = serializers.CharField()
 
     class Step(serializers.Serializer):
         step = serializers.CharField()
@@ -68,7 +68,7 @@ class OrderOutput(serializers.Serializer):
 
     @extend_schema(responses=Driver(allow_null=True))
     def get_driver(self, order) -> dict | None:
-        return self.Driver(order).data if order.driver_id else None
+        return self.Driver(order.driver).data if order.driver else None
 
 
 def _product_pk(value: str) -> int | None:
@@ -182,7 +182,7 @@ class OrderListApi(APIView):
             orders = orders.filter(status=filters.validated_data["status"])
         paginator = CursorPage()
         page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutput(page, many=True).data)
+        return paginator.get_paginated_response(OrderOutput(selectors.orders_with_drivers(page), many=True).data)
 
 
 class OrderDetailApi(APIView):

@@ -3,16 +3,19 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import cached_property
 
 from common.money import money
 from inventory.models import Product, Store
+from orders.drivers import OrderDriver, drivers_of
 
 
 class OrderQuerySet(models.QuerySet):
     def with_details(self) -> "OrderQuerySet":
         """Everything the order's API shape (`orders.api.OrderOutput`) reads, in three queries for any number
-        of orders: the one definition for every view that answers with orders."""
-        return self.select_related("payment", "driver_user").prefetch_related("lines", "timeline")
+        of orders, but its driver (`Order.driver`; a list asks for all at once with `selectors.orders_with_drivers`):
+        the one definition for every view that answers with orders."""
+        return self.select_related("payment").prefetch_related("lines", "timeline")
 
 
 class Order(models.Model):
@@ -63,11 +66,6 @@ class Order(models.Model):
     # Inside the platform only (the contract's `status` never moves backwards): paid, or assigned and given back
     # by its driver, and no driver holds it yet. Dispatch works from this; a CHECK keeps it true to the status.
     awaiting_driver = models.BooleanField(default=False, db_default=False)
-    # The driver lives in an upper app: referenced by its id, and by its user for access checks.
-    driver_id = models.BigIntegerField(null=True, blank=True)
-    driver_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="driven_orders"
-    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     # When the sweeper last re-drove the saga. Not a change of the order: `updated_at` stays, so "stuck" (nothing
@@ -87,10 +85,10 @@ class Order(models.Model):
                 | (~Q(status="cancelled") & Q(cancel_reason__isnull=True)),
                 name="order_cancel_reason_iff_cancelled",
             ),
-            # A paid order always awaits its first driver; only an assigned one may await the next, without one.
+            # A paid order always awaits its first driver; only an assigned one may await the next.
             models.CheckConstraint(
-                condition=Q(status="paid", awaiting_driver=True, driver_id__isnull=True)
-                | Q(status="assigned", awaiting_driver=True, driver_id__isnull=True)
+                condition=Q(status="paid", awaiting_driver=True)
+                | Q(status="assigned", awaiting_driver=True)
                 | (~Q(status="paid") & Q(awaiting_driver=False)),
                 name="order_awaiting_driver_follows_status",
             ),
@@ -98,6 +96,20 @@ class Order(models.Model):
 
     def __str__(self):
         return f"Order {self.id}"
+
+    def refresh_from_db(self, *args, **kwargs):
+        super().refresh_from_db(*args, **kwargs)
+        self.__dict__.pop("driver", None)  # asked again, like a relation Django reloads
+
+    @property
+    def may_have_driver(self) -> bool:
+        return not self.awaiting_driver and self.status not in (self.Status.RESERVED, self.Status.PAID)
+
+    @cached_property
+    def driver(self) -> OrderDriver | None:
+        """Who drives the order (or drove it, once delivered or cancelled); None while nobody holds it. The record
+        is the delivery app's, read through `orders.drivers`: no query while the order cannot have a driver."""
+        return drivers_of([self.pk]).get(self.pk) if self.may_have_driver else None
 
 
 class OrderLine(models.Model):

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
@@ -5,14 +6,26 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMinute
 
 from common.errors import NotFound
+from orders import drivers
 from orders.models import Order, Payment, TimelineEntry
 
 
 def orders_visible_to(user) -> QuerySet[Order]:
     """Staff see every order; others their own, as customer or as its driver."""
     orders = Order.objects.all()
-    if not user.is_staff:
-        orders = orders.filter(Q(customer=user) | Q(driver_user=user))
+    if user.is_staff:
+        return orders
+    if user.driver_id is None:  # most callers: no subquery to plan
+        return orders.filter(customer=user)
+    return orders.filter(Q(customer=user) | Q(pk__in=drivers.orders_driven_by(int(user.driver_id))))
+
+
+def orders_with_drivers(orders: Iterable[Order]) -> list[Order]:
+    """The orders with each one's `driver` read in one query for all, not one per order."""
+    orders = list(orders)
+    found = drivers.drivers_of(order.pk for order in orders if order.may_have_driver)
+    for order in orders:
+        order.driver = found.get(order.pk)
     return orders
 
 

@@ -50,24 +50,25 @@ def timeline_add(
     )
 
 
-def _transition(order: Order, to: str, *, cancel_reason: str | None = None, extra_fields: tuple = ()) -> None:
+def _transition(order: Order, to: str, *, cancel_reason: str | None = None, driver_id: int | None = None) -> None:
     if to not in Order.TRANSITIONS[order.status]:
         raise InvalidTransition(f"An order cannot go from {order.status} to {to}.")
     order.status, order.cancel_reason = to, cancel_reason
     order.awaiting_driver = to == Status.PAID
-    order.save(update_fields=["status", "cancel_reason", "awaiting_driver", "updated_at", *extra_fields])
-    _announce(order)
+    order.save(update_fields=["status", "cancel_reason", "awaiting_driver", "updated_at"])
+    _announce(order, driver_id=driver_id)
 
 
-def _announce(order: Order) -> None:
-    """`order.status_changed` in the outbox: a new status, or (without one) a new driver or none."""
+def _announce(order: Order, *, driver_id: int | None = None) -> None:
+    """`order.status_changed` in the outbox: a new status, or (without one) a new driver or none. `driver_id`:
+    the driver who made the move, when delivery made it (orders keeps no record of who drives)."""
     events.outbox_record(
         topic=events.ORDER_STATUS_CHANGED,
         payload={
             "order_id": str(order.pk),
             "status": order.status,
             "cancel_reason": order.cancel_reason,
-            "driver_id": order.driver_id,
+            "driver_id": driver_id,
             "at": order.updated_at.isoformat(),
         },
     )
@@ -371,55 +372,57 @@ def order_cancel(*, order_id: UUID, reason: str, detail: str = "") -> Order:
 # --- Delivery moves (called by the delivery app) --------------------------------------------------
 
 
-def order_assign_driver(*, order_id: UUID, driver_id: int, driver_user_id: int) -> Order:
+# Who drives is delivery's record (its assignments, read back through `orders.drivers`); these only move the
+# order's status and say which driver moved it, in the timeline and the status event.
+
+
+def order_assign_driver(*, order_id: UUID, driver_id: int) -> Order:
     """A driver now holds the order: its first (paid -> assigned) or the next after one gave it back."""
     with transaction.atomic():
         order = _locked(order_id)
         if not order.awaiting_driver:
             raise InvalidTransition(f"The order does not await a driver; it is {order.status}.")
-        order.driver_id, order.driver_user_id = driver_id, driver_user_id
         if order.status == Status.PAID:
-            _transition(order, Status.ASSIGNED, extra_fields=("driver_id", "driver_user"))
+            _transition(order, Status.ASSIGNED, driver_id=driver_id)
         else:
             order.awaiting_driver = False
-            order.save(update_fields=["driver_id", "driver_user", "awaiting_driver", "updated_at"])
-            _announce(order)
+            order.save(update_fields=["awaiting_driver", "updated_at"])
+            _announce(order, driver_id=driver_id)
         timeline_add(order_id=order_id, step=Step.ASSIGN_DRIVER, status=Outcome.SUCCEEDED, detail=f"driver {driver_id}")
     return order
 
 
-def order_unassign_driver(*, order_id: UUID, detail: str) -> Order:
+def order_unassign_driver(*, order_id: UUID, driver_id: int, detail: str) -> Order:
     """The driver gave the order back (declined, or staff reassigns): it stays `assigned` - status
     never moves backwards - with no driver until dispatch finds the next one."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.status != Status.ASSIGNED:
             raise InvalidTransition(f"Only an assigned order can lose its driver; this one is {order.status}.")
-        previous = order.driver_id
-        order.driver_id, order.driver_user_id, order.awaiting_driver = None, None, True
-        order.save(update_fields=["driver_id", "driver_user", "awaiting_driver", "updated_at"])
+        order.awaiting_driver = True
+        order.save(update_fields=["awaiting_driver", "updated_at"])
         _announce(order)
         timeline_add(
             order_id=order_id,
             step=Step.UNASSIGN_DRIVER,
             status=Outcome.SUCCEEDED,
-            detail=f"driver {previous}: {detail}",
+            detail=f"driver {driver_id}: {detail}",
         )
     return order
 
 
-def order_mark_picked_up(*, order_id: UUID) -> Order:
-    return _order_advance(order_id=order_id, to=Status.PICKED_UP, step=Step.PICK_UP)
+def order_mark_picked_up(*, order_id: UUID, driver_id: int) -> Order:
+    return _order_advance(order_id=order_id, to=Status.PICKED_UP, step=Step.PICK_UP, driver_id=driver_id)
 
 
-def order_mark_delivered(*, order_id: UUID) -> Order:
-    return _order_advance(order_id=order_id, to=Status.DELIVERED, step=Step.DELIVER)
+def order_mark_delivered(*, order_id: UUID, driver_id: int) -> Order:
+    return _order_advance(order_id=order_id, to=Status.DELIVERED, step=Step.DELIVER, driver_id=driver_id)
 
 
-def _order_advance(*, order_id: UUID, to: str, step: str) -> Order:
+def _order_advance(*, order_id: UUID, to: str, step: str, driver_id: int) -> Order:
     with transaction.atomic():
         order = _locked(order_id)
-        _transition(order, to)
+        _transition(order, to, driver_id=driver_id)
         timeline_add(order_id=order_id, step=step, status=Outcome.SUCCEEDED)
     return order
 

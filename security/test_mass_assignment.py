@@ -40,7 +40,7 @@ def test_an_order_cannot_set_its_status_total_price_customer_or_payment(customer
     assert (order.status, order.total, order.currency, order.customer_id) == (
         "reserved", 2 * product.price, product.currency, customer.pk
     )  # fmt: skip
-    assert order.lines.get().unit_price == product.price and order.driver_id is None
+    assert order.lines.get().unit_price == product.price and order.driver is None
     assert not Payment.objects.exists()
 
 

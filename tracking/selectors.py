@@ -11,7 +11,7 @@ from delivery.models import Driver
 from delivery.selectors import drivers_by_status, order_tracking
 from orders import selectors as order_selectors
 from orders.models import Order, Payment, TimelineEntry
-from orders.selectors import orders_visible_to
+from orders.selectors import orders_visible_to, orders_with_drivers
 
 # The customer-facing steps, in order: the saga step whose success marks each one, and what the customer reads.
 STEPS = [
@@ -55,7 +55,7 @@ def order_for_page(*, user, order_id) -> Order | None:
     order = order_for_watcher(user=user, order_id=order_id)
     if order is None:
         return None
-    return Order.objects.select_related("store", "payment", "driver_user").prefetch_related("lines").get(pk=order.pk)
+    return Order.objects.select_related("store", "payment").prefetch_related("lines").get(pk=order.pk)
 
 
 def order_snapshot(*, order: Order) -> dict:
@@ -103,7 +103,7 @@ def order_status_line(order: Order) -> str:
         return f"Cancelled: {reason}."
     if order.awaiting_driver:  # paid, or given back by its rider: a new one is being found
         return STATUS_LINES[Order.Status.PAID]
-    rider = order.driver_user.name if order.driver_user_id else "Your rider"
+    rider = order.driver.name if order.driver else "Your rider"
     return STATUS_LINES[order.status].format(rider=rider)
 
 
@@ -136,7 +136,7 @@ def order_page_context(*, order: Order) -> dict:
             for status, step, label in STEPS
         ],
         "ws_path": f"/ws/orders/{order.pk}/",
-        "rider": order.driver_user.name if order.driver_user_id else None,
+        "rider": order.driver.name if order.driver else None,
         # The cancellation is news before the refund is (cancel, then refund): the page looks again shortly.
         "refund_pending": order.status == Order.Status.CANCELLED
         and getattr(order, "payment", None) is not None
@@ -148,7 +148,7 @@ def order_page_context(*, order: Order) -> dict:
 
 def fleet_order(order: Order) -> dict:
     return live.fleet_order(
-        order_id=order.pk, status=order.status, driver_id=order.driver_id,
+        order_id=order.pk, status=order.status, driver_id=order.driver.id if order.driver else None,
         store={"name": order.store.name, "lat": order.store.lat, "lng": order.store.lng},
         destination={"address": order.delivery_address, "lat": order.delivery_lat, "lng": order.delivery_lng},
     )  # fmt: skip
@@ -163,8 +163,10 @@ def fleet_snapshot() -> dict:
     """Every working driver at its live position and every order still on its way: the staff map's first frame."""
     drivers = list(Driver.objects.exclude(status=Driver.Status.OFFLINE).select_related("user").order_by("pk"))
     positions = hot.live_positions(driver.pk for driver in drivers)
-    active_orders = list(Order.objects.filter(status__in=Order.ACTIVE).select_related("store").order_by("created_at"))
-    order_of_driver = {order.driver_id: order.pk for order in active_orders if order.driver_id}
+    active_orders = orders_with_drivers(
+        Order.objects.filter(status__in=Order.ACTIVE).select_related("store").order_by("created_at")
+    )
+    order_of_driver = {order.driver.id: order.pk for order in active_orders if order.driver}
     return {
         "type": "snapshot",
         "drivers": [

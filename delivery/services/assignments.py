@@ -34,7 +34,7 @@ def assignment_accept(*, assignment_id: UUID, driver_id: int) -> Assignment:
 def assignment_decline(*, assignment_id: UUID, driver_id: int) -> Assignment:
     """Back to dispatch: the order stays `assigned` without a driver, and this driver is never offered it again."""
     assignment = _assignment_move(assignment_id=assignment_id, driver_id=driver_id, to=Move.DECLINED)
-    orders.order_unassign_driver(order_id=assignment.order_id, detail="declined")
+    orders.order_unassign_driver(order_id=assignment.order_id, driver_id=driver_id, detail="declined")
     driver_free(driver_id=driver_id)
     dispatch_request_restart(order_id=assignment.order_id)
     return assignment
@@ -44,7 +44,7 @@ def assignment_decline(*, assignment_id: UUID, driver_id: int) -> Assignment:
 def assignment_pick_up(*, assignment_id: UUID, driver_id: int) -> Assignment:
     assignment = _assignment_move(assignment_id=assignment_id, driver_id=driver_id, to=Move.PICKED_UP,
                                   stamp="picked_up_at")  # fmt: skip
-    orders.order_mark_picked_up(order_id=assignment.order_id)
+    orders.order_mark_picked_up(order_id=assignment.order_id, driver_id=driver_id)
     return assignment
 
 
@@ -52,7 +52,7 @@ def assignment_pick_up(*, assignment_id: UUID, driver_id: int) -> Assignment:
 def assignment_deliver(*, assignment_id: UUID, driver_id: int) -> Assignment:
     assignment = _assignment_move(assignment_id=assignment_id, driver_id=driver_id, to=Move.DELIVERED,
                                   stamp="delivered_at")  # fmt: skip
-    orders.order_mark_delivered(order_id=assignment.order_id)
+    orders.order_mark_delivered(order_id=assignment.order_id, driver_id=driver_id)
     driver_free(driver_id=driver_id)
     return assignment
 
@@ -93,13 +93,12 @@ def assignment_reassign(*, assignment_id: UUID, to_driver_id: int) -> Assignment
             raise DriverNotAvailable("The order is already with this driver.")
         current.status, current.ended_at = Move.CANCELLED, timezone.now()
         current.save(update_fields=["status", "ended_at"])
-        orders.order_unassign_driver(order_id=order_id, detail="reassigned by staff")
+        orders.order_unassign_driver(order_id=order_id, driver_id=current.driver_id, detail="reassigned by staff")
         driver_free(driver_id=current.driver_id)
-        user_id = driver_claim(driver_id=to_driver_id)
-        if user_id is None:
+        if not driver_claim(driver_id=to_driver_id):
             raise DriverNotAvailable("That driver is not available.")
         assignment = Assignment.objects.create(driver_id=to_driver_id, order_id=order_id)
-        orders.order_assign_driver(order_id=order_id, driver_id=to_driver_id, driver_user_id=user_id)
+        orders.order_assign_driver(order_id=order_id, driver_id=to_driver_id)
     hot.driver_drop_candidate(to_driver_id)
     return assignment
 

@@ -101,12 +101,11 @@ def _order_claim_driver(*, order_id: UUID, driver_id: int) -> str:
             order = orders.order_lock(order_id=order_id)
             if order is None or not order.awaiting_driver:
                 return "order_done"
-            user_id = driver_claim(driver_id=driver_id)
-            if user_id is None:
+            if not driver_claim(driver_id=driver_id):
                 transaction.on_commit(lambda: hot.driver_drop_candidate(driver_id))
                 return "taken"
             Assignment.objects.create(driver_id=driver_id, order_id=order_id)
-            orders.order_assign_driver(order_id=order_id, driver_id=driver_id, driver_user_id=user_id)
+            orders.order_assign_driver(order_id=order_id, driver_id=driver_id)
             DispatchRequest.objects.filter(order_id=order_id).update(status=DispatchRequest.Status.DONE)
     except IntegrityError:
         return "taken"

@@ -1,6 +1,6 @@
 """Drivers: profiles, going available or offline, and the claim/free pair dispatch and assignments use."""
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.errors import Conflict, NotAllowed
@@ -59,18 +59,14 @@ def _driver_became_available(driver_id: int) -> None:
         events.driver_became_candidate.send(sender=None, driver_id=driver_id)
 
 
-def driver_claim(*, driver_id: int) -> int | None:
-    """available -> busy as one conditional UPDATE (inside the caller's transaction); returns the driver's user
-    id, or None if it was not available. Of two transactions racing for one driver only one matches the row:
-    the other re-reads it after the first commits and finds it busy."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Driver._meta.db_table} SET status = %s, status_changed_at = %s"
-            " WHERE id = %s AND status = %s RETURNING user_id",
-            [DriverStatus.BUSY, timezone.now(), driver_id, DriverStatus.AVAILABLE],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+def driver_claim(*, driver_id: int) -> bool:
+    """available -> busy as one conditional UPDATE (inside the caller's transaction); False if it was not
+    available. Of two transactions racing for one driver only one matches the row: the other re-reads it after
+    the first commits and finds it busy."""
+    claimed = Driver.objects.filter(pk=driver_id, status=DriverStatus.AVAILABLE).update(
+        status=DriverStatus.BUSY, status_changed_at=timezone.now()
+    )
+    return claimed == 1
 
 
 def driver_free(*, driver_id: int) -> None:

@@ -49,7 +49,7 @@ def test_reassign_action_hands_the_order_to_the_given_driver(admin_client):
 
     order.refresh_from_db()
     assert response.status_code == 200
-    assert order.driver_id == second.pk
+    assert order.driver.id == second.pk
     assert Driver.objects.get(pk=first.pk).status == "available"
     assert_invariants()
 
@@ -69,7 +69,7 @@ def test_reassign_to_a_busy_driver_is_refused_and_changes_nothing(admin_client):
     )
 
     assert "not available" in response.text
-    assert Order.objects.get(pk=order.pk).driver_id == first.pk
+    assert Order.objects.get(pk=order.pk).driver.id == first.pk
     assert Assignment.objects.get(pk=assignment.pk).status == "assigned"
     assert_invariants()
 
@@ -124,7 +124,7 @@ def test_a_driver_outside_the_offered_choice_is_refused(admin_client):
     )
 
     assert "not available near the store" in response.text
-    assert Order.objects.get(pk=order.pk).driver_id != far.pk
+    assert Order.objects.get(pk=order.pk).driver.id != far.pk
 
 
 def test_drivers_last_seen_reads_as_time_ago_with_names_in_the_assignment_list(admin_client):

@@ -1,11 +1,11 @@
-"""Orders own the order's state in delivery's moves: who awaits a driver, assigning one, giving up."""
+"""Orders own the order's state in delivery's moves: who awaits a driver, assigning one, giving up. Who drives is
+delivery's record (delivery/tests/test_dispatch.py); orders tells which driver moved the order in its events."""
 
 import pytest
 from django.db import IntegrityError, transaction
 
-from accounts.tests.factories import UserFactory
 from orders import selectors, services
-from orders.models import Order
+from orders.models import Order, OutboxEvent
 from orders.tests.helpers import assert_invariants, place_order, run_saga
 
 pytestmark = pytest.mark.django_db
@@ -18,40 +18,48 @@ def paid_order() -> Order:
     return order
 
 
+def last_status_event(order: Order) -> dict:
+    events = OutboxEvent.objects.filter(topic="order.status_changed", payload__order_id=str(order.pk))
+    return events.latest("pk").payload
+
+
 def test_a_paid_order_awaits_a_driver_and_stops_once_one_holds_it():
     order = paid_order()
     assert order.awaiting_driver and list(selectors.orders_awaiting_driver()) == [order]
 
-    services.order_assign_driver(order_id=order.pk, driver_id=3, driver_user_id=UserFactory().pk)
+    services.order_assign_driver(order_id=order.pk, driver_id=3)
 
     order.refresh_from_db()
-    assert (order.status, order.awaiting_driver, order.driver_id) == ("assigned", False, 3)
+    assert (order.status, order.awaiting_driver, last_status_event(order)["driver_id"]) == ("assigned", False, 3)
+    assert order.timeline.latest("pk").detail == "driver 3"
     assert not selectors.orders_awaiting_driver().exists()
 
 
 def test_a_driver_giving_the_order_back_keeps_the_public_status_and_awaits_the_next():
     order = paid_order()
-    services.order_assign_driver(order_id=order.pk, driver_id=3, driver_user_id=UserFactory().pk)
+    services.order_assign_driver(order_id=order.pk, driver_id=3)
 
-    services.order_unassign_driver(order_id=order.pk, detail="declined")
+    services.order_unassign_driver(order_id=order.pk, driver_id=3, detail="declined")
 
     order.refresh_from_db()
-    assert (order.status, order.awaiting_driver, order.driver_id) == ("assigned", True, None)
-    services.order_assign_driver(order_id=order.pk, driver_id=4, driver_user_id=UserFactory().pk)
+    assert (order.status, order.awaiting_driver, last_status_event(order)["driver_id"]) == ("assigned", True, None)
+    services.order_assign_driver(order_id=order.pk, driver_id=4)
     order.refresh_from_db()
-    assert (order.status, order.awaiting_driver, order.driver_id) == ("assigned", False, 4)
-    assert [e.step for e in order.timeline.all()][-3:] == ["assign_driver", "unassign_driver", "assign_driver"]
+    assert (order.status, order.awaiting_driver, last_status_event(order)["driver_id"]) == ("assigned", False, 4)
+    steps = [(e.step, e.detail) for e in order.timeline.all()][-3:]
+    assert steps == [("assign_driver", "driver 3"), ("unassign_driver", "driver 3: declined"),
+                     ("assign_driver", "driver 4")]  # fmt: skip
 
 
 def test_assigning_a_driver_to_an_order_another_driver_holds_is_refused():
     order = paid_order()
-    services.order_assign_driver(order_id=order.pk, driver_id=3, driver_user_id=UserFactory().pk)
+    services.order_assign_driver(order_id=order.pk, driver_id=3)
 
     with pytest.raises(services.InvalidTransition):
-        services.order_assign_driver(order_id=order.pk, driver_id=4, driver_user_id=UserFactory().pk)
+        services.order_assign_driver(order_id=order.pk, driver_id=4)
 
     order.refresh_from_db()
-    assert order.driver_id == 3
+    assert (order.awaiting_driver, last_status_event(order)["driver_id"]) == (False, 3)
 
 
 def test_the_database_keeps_awaiting_driver_true_to_the_status():
@@ -78,7 +86,7 @@ def test_giving_up_on_a_driver_cancels_restocks_and_refunds_through_cancel_and_s
 
 def test_giving_up_never_cancels_an_order_a_driver_holds_nor_refunds_it():
     order = paid_order()
-    services.order_assign_driver(order_id=order.pk, driver_id=3, driver_user_id=UserFactory().pk)
+    services.order_assign_driver(order_id=order.pk, driver_id=3)
 
     kept = services.order_cancel_and_settle(order_id=order.pk, reason="no_driver", detail="too late")
 

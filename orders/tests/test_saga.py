@@ -205,8 +205,8 @@ def test_charge_landing_after_cancel_is_refunded():
 def test_not_cancellable_once_picked_up():
     order = place_order()
     run_saga(order)
-    services.order_assign_driver(order_id=order.pk, driver_id=1, driver_user_id=order.customer_id)
-    services.order_mark_picked_up(order_id=order.pk)
+    services.order_assign_driver(order_id=order.pk, driver_id=1)
+    services.order_mark_picked_up(order_id=order.pk, driver_id=1)
 
     with pytest.raises(services.NotCancellable):
         services.order_cancel(order_id=order.pk, reason="customer")
@@ -219,7 +219,7 @@ def test_status_never_moves_backwards():
     run_saga(order)
 
     with pytest.raises(services.InvalidTransition):
-        services.order_mark_delivered(order_id=order.pk)
+        services.order_mark_delivered(order_id=order.pk, driver_id=1)
 
     assert Order.objects.get(pk=order.pk).status == "paid"
 

@@ -99,7 +99,7 @@ def test_dispatch_latency_is_paid_to_assigned_percentiles_over_the_last_hour(cus
         driver = make_driver()
         dispatch.order_dispatch(order_id=order.pk)
         order.refresh_from_db()
-        assert order.status == "assigned" and order.driver_id == driver.pk
+        assert order.status == "assigned" and order.driver.id == driver.pk
         assignments.assignment_accept(assignment_id=order.assignments.get().pk, driver_id=driver.pk)
         set_step_time(order, "commit_stock", now - timedelta(minutes=10))
         set_step_time(order, "assign_driver", now - timedelta(minutes=10) + timedelta(seconds=seconds))

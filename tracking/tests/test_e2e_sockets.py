@@ -96,10 +96,10 @@ def test_a_watcher_keeps_getting_the_riders_points_across_a_redis_restart(start_
     redis_server = ThrowawayRedis().start()
     try:
         web = start_process("web", WEB_CONCURRENCY="1", REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url)
-        make_driver()
+        driver = make_driver()
         order = assign(place_order(customer, product))
         api = httpx.Client(base_url=f"http://127.0.0.1:{web.port}", timeout=20,
-                           headers={"Authorization": f"Bearer {token_for(order.driver_user)}"})  # fmt: skip
+                           headers={"Authorization": f"Bearer {token_for(driver.user)}"})  # fmt: skip
 
         def post(lat: float) -> int:
             point = {"lat": lat, "lng": 13.41, "recorded_at": datetime.now(UTC).isoformat()}

@@ -118,7 +118,7 @@ def test_the_tracking_page_says_what_was_ordered_and_where_it_is(assigned_order,
 
     assert f'Order <span id="order-number" title="{assigned_order.pk}">{str(assigned_order.pk)[:8].upper()}<' in html
     assert "1 × " in html and "12.50 EUR" in html  # the line and the total, from minor units
-    rider = assigned_order.driver_user.name
+    rider = assigned_order.driver.name
     assert f"{rider} is on the way to the store to pick up your order." in html
     assert "52.53" not in html.split('<script id="tracking-page"')[0]  # no raw coordinates on the page
 

@@ -313,7 +313,7 @@ def test_the_live_map_matches_a_driver_id_sent_as_a_number(browser, web, staff, 
     order = place_order(customer=customer)
     run_saga(order)
     dispatch.order_dispatch(order_id=order.pk)
-    driver_id = Order.objects.get(pk=order.pk).driver_id
+    driver_id = Order.objects.get(pk=order.pk).driver.id
     page = open_page(browser, web, user=staff)
     page.goto(f"{web}/admin/live-map/")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
