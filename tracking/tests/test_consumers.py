@@ -354,6 +354,21 @@ async def test_the_staff_map_gets_one_driver_id_for_a_driver_in_every_message(as
     await communicator.disconnect()
 
 
+async def test_the_staff_map_learns_which_rider_a_cancelled_order_freed(assigned_order, driver, staff):
+    # The cancellation comes from the customer, not from delivery: the message's rider is read from delivery's
+    # record, so the map can clear that rider's order.
+    communicator = await connect(await socket("/ws/fleet/", user=staff, how="session"))
+    await communicator.receive_json_from(timeout=5)
+
+    await database_sync_to_async(orders.order_cancel_and_settle)(order_id=assigned_order.pk, reason="customer")
+    await relay()
+    cancelled = await receive_type(communicator, "order")
+
+    assert (cancelled["order_id"], cancelled["status"]) == (str(assigned_order.pk), "cancelled")
+    assert cancelled["driver_id"] == str(driver.pk)
+    await communicator.disconnect()
+
+
 # --- Messages from the client -------------------------------------------------------------------------
 
 
