@@ -9,9 +9,13 @@ from delivery.models import Driver, DriverPosition
 from delivery.selectors import DRIVER_ROW_FIELDS, DRIVER_ROW_SQL
 from delivery.services.drivers import NotADriver
 
-# A point's columns in history, with the PostgreSQL type of each (the batch travels as one array per column).
-_POINT_COLUMNS = {"lat": "float8", "lng": "float8", "recorded_at": "timestamptz", "heading": "float8",
-                  "speed": "float8", "accuracy": "float8"}  # fmt: skip
+# A point's columns in history with the PostgreSQL type of each, from the model (the batch travels as one array
+# per column): every field of DriverPosition but its key, its driver and when the server received it.
+_POINT_COLUMNS = {
+    field.column: field.db_type(connection)
+    for field in DriverPosition._meta.concrete_fields
+    if field.name not in ("id", "driver", "received_at")
+}
 # One array per column, not a VALUES row per point: the text is the same for every batch, so psycopg parses it
 # once instead of one placeholder per point per request. Parameters: driver, user, received_at, the columns.
 _HISTORY_WRITE_SQL = f"""
