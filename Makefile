@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test fuzz lint bench-orders bench-ingest bench-dispatch bench-tracking chaos install
+.PHONY: run test fuzz lint bench-orders bench-ingest bench-dispatch bench-tracking bench-reads chaos install
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-dispatch: $(VENV)/.installed
 # Live tracking: WebSocket fan-out latency (driver POST -> client receipt) and connections per web process.
 bench-tracking: $(VENV)/.installed
 	$(PY) bench/tracking.py $(BENCH_ARGS)
+
+# CPU and queries of reading one order (its customer, its driver) beside GET /api/v1/me, in-process.
+bench-reads: $(VENV)/.installed
+	$(PY) bench/order_reads.py $(BENCH_ARGS)
 
 # Fault injection under load with its own throwaway PostgreSQL and Redis (never the machine's); see RELIABILITY.md.
 chaos: $(VENV)/.installed

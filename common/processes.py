@@ -57,6 +57,16 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    """Whether `predicate()` came true within `timeout` seconds (asked every `interval`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def wait_for_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,13 +4,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
 import websockets
 
-from common.processes import ThrowawayRedis
+from common.processes import ThrowawayRedis, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -60,12 +59,3 @@ def test_the_worker_survives_its_broker_restarting(start_process):
             assert worker.popen.poll() is None, worker.log()[-3000:]
     finally:
         broker.stop()
-
-
-def wait_until(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False

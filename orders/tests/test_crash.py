@@ -1,22 +1,12 @@
 """A real worker is SIGKILLed in the middle of the saga; the order still completes, charged once."""
 
-import time
-
 import pytest
 
+from common.processes import wait_until
 from orders.models import Order
 from orders.tests.helpers import assert_invariants, gateway_books, place_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout=60.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_worker_killed_mid_charge_then_order_completes_charged_once(start_process):
