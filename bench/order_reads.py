@@ -12,7 +12,6 @@ import os
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,34 +20,6 @@ os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/
 os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 from bench import common as kit  # noqa: E402
-
-STORE = (52.5219, 13.4132)
-
-
-def seed() -> dict:
-    """A store, a driver beside it and one order dispatched to that driver; tokens for both people."""
-    from accounts.models import User
-    from delivery.services import dispatch, drivers, ingest
-    from inventory.models import Product, Store
-    from orders import services as orders
-
-    store = Store.objects.create(name="Bench Store", address="Torstrasse 1", lat=STORE[0], lng=STORE[1])
-    product = Product.objects.create(store=store, sku="BENCH", name="Pizza", price=900, currency="EUR", on_hand=100)
-    customer = User.objects.create_user(email="reader-customer@example.com", password="x", name="Bench Customer")
-    rider = User.objects.create_user(email="reader-driver@example.com", password="x", name="Bench Driver")
-    driver = drivers.driver_create(user=rider)
-    drivers.driver_set_status(driver_id=driver.pk, status="available")
-    point = {"lat": STORE[0], "lng": STORE[1], "recorded_at": datetime.now(UTC), "heading": None, "speed": None}
-    ingest.driver_locations_ingest(user_id=rider.pk, driver_id=driver.pk, points=[point])
-    order = orders.order_create(
-        customer=customer, store=store, lines=[orders.LineInput(product=product, quantity=1)],
-        delivery_address="Torstrasse 9", delivery_lat=52.53, delivery_lng=13.40, payment_token="tok_ok",
-    )  # fmt: skip
-    while orders.order_saga_advance(order_id=order.pk) is not None:
-        pass
-    dispatch.order_dispatch(order_id=order.pk)
-    return {"order_id": str(order.pk), "driver_id": str(driver.pk),
-            "customer": kit.access_token(customer), "driver": kit.access_token(rider)}  # fmt: skip
 
 
 def measure(url: str, token: str, *, requests: int, check=None) -> tuple[float, int]:
@@ -76,13 +47,13 @@ def main() -> None:
     args = parser.parse_args()
     kit.configure()
     kit.prepare_database()
-    seeded = seed()
+    (seeded,) = kit.assigned_orders(1)
     order_url = f"/api/v1/orders/{seeded['order_id']}"
     has_driver = lambda body: body["driver"]["id"] == seeded["driver_id"]  # noqa: E731
     cases = {
-        "GET /api/v1/me (baseline)": ("/api/v1/me", seeded["customer"], None),
-        "GET /api/v1/orders/{id}, its customer": (order_url, seeded["customer"], has_driver),
-        "GET /api/v1/orders/{id}, its driver": (order_url, seeded["driver"], has_driver),
+        "GET /api/v1/me (baseline)": ("/api/v1/me", seeded["customer_token"], None),
+        "GET /api/v1/orders/{id}, its customer": (order_url, seeded["customer_token"], has_driver),
+        "GET /api/v1/orders/{id}, its driver": (order_url, seeded["driver_token"], has_driver),
     }
     runs = {name: [] for name in cases}
     for _ in range(args.reps):  # interleaved, so the machine's noise falls on every case alike

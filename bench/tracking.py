@@ -32,41 +32,6 @@ os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 from bench import common as kit  # noqa: E402
 
 
-def make_orders(count: int) -> list[dict]:
-    """`count` assigned orders of one customer, each with its own driver, through the real services."""
-    from accounts.models import User
-    from delivery.services import dispatch, drivers, ingest
-    from inventory import services as inventory
-    from orders import services as orders
-    from orders.models import Order
-
-    store = inventory.store_create(name="Bench store", address="Alexanderplatz 1", lat=52.5219, lng=13.4132)
-    product = inventory.product_create(store=store, sku="B-1", name="Bench", price=100, currency="EUR", stock=10**6)
-    customer = User.objects.create_user(email="bench-customer@example.com", password="x", name="Bench Customer")
-    made = []
-    for i in range(count):
-        user = User.objects.create_user(email=f"bench-driver-{i}@example.com", password="x", name=f"Driver {i}")
-        driver = drivers.driver_create(user=user)
-        drivers.driver_set_status(driver_id=driver.pk, status="available")
-        point = {"lat": 52.5219, "lng": 13.4132, "recorded_at": datetime.now(UTC), "heading": None, "speed": None}
-        ingest.driver_locations_ingest(user_id=user.pk, driver_id=user.driver.pk, points=[point])
-        order = orders.order_create(
-            customer=customer, store=store, lines=[orders.LineInput(product=product, quantity=1)],
-            delivery_address="Torstrasse 1", delivery_lat=52.53, delivery_lng=13.40, payment_token="tok_ok",
-        )  # fmt: skip
-        while orders.order_saga_advance(order_id=order.pk) is not None:
-            pass
-        dispatch.order_dispatch(order_id=order.pk)
-        order = Order.objects.get(pk=order.pk)
-        assert order.status == "assigned", order.status
-        token = kit.access_token(User.objects.get(driver__pk=order.driver.id))
-        made.append({"order_id": str(order.pk), "driver_id": str(order.driver.id), "driver_token": token})
-    customer_token = kit.access_token(customer)
-    for row in made:
-        row["customer_token"] = customer_token
-    return made
-
-
 def rss_kb(pid: int) -> int:
     """Resident memory of a process and its children (uvicorn with one worker runs in one process)."""
     total = 0
@@ -238,7 +203,7 @@ def main() -> None:
 
     env = kit.configure()
     kit.prepare_database()
-    orders = make_orders(args.orders)
+    orders = kit.assigned_orders(args.orders)
     status_publish_cost(orders)
     from common.processes import procfile, started
 
